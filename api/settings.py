@@ -1,0 +1,84 @@
+"""One place for every setting, read from the environment with the prefix ``PAIRSCOPE_``.
+
+With nothing set, everything runs on one machine: SQLite and objects under ``./var``, and a
+Celery broker on the local filesystem, so a laptop needs no server at all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration. Unset URLs fall back to the embedded defaults under `data_dir`."""
+
+    model_config = SettingsConfigDict(env_prefix="PAIRSCOPE_", extra="forbid")
+
+    data_dir: Path = Field(Path("var"), description="Where embedded data lives.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+
+    storage_backend: Literal["local", "s3"] = "local"
+    objects_dir: Path | None = Field(
+        None, description="Local object store; default data_dir/objects."
+    )
+    s3_bucket: str = ""
+    s3_endpoint_url: str = Field("", description="Any S3 endpoint (MinIO, AWS); empty means AWS.")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+
+    broker_url: str = Field("", description="Celery broker; empty means the filesystem broker.")
+    result_backend: str = Field("", description="Celery results; empty means SQLite in data_dir.")
+    broker_visibility_timeout_s: int = Field(
+        6 * 3600, gt=0, description="Seconds before an unacknowledged task is redelivered (Redis)."
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    serve_worker: bool = Field(True, description="`pairscope serve` also starts one worker.")
+    upload_max_bytes: int = Field(2 * 1024**3, gt=0)
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("PAIRSCOPE_S3_BUCKET is required when PAIRSCOPE_STORAGE_BACKEND=s3")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'pairscope.sqlite').resolve()}"
+
+    @property
+    def resolved_objects_dir(self) -> Path:
+        return (self.objects_dir or self.data_dir / "objects").resolve()
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder shared by producers and consumers of the filesystem broker."""
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def resolved_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        return f"db+sqlite:///{(self.data_dir / 'celery-results.sqlite').resolve()}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,8 @@
+"""Pairscope: cross-system microscopy enhancement as a service."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pairscope")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+source"

@@ -1,0 +1,3 @@
+from pairscope.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Liveness, readiness (database, object store and broker each reported), and OpenAPI docs."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from api.settings import Settings
+
+
+def test_healthz_and_readyz_report_all_three(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    checks = ready.json()["checks"]
+    assert set(checks) == {"database", "object_store", "broker"}
+    assert all(check["ok"] for check in checks.values())
+
+
+def test_readyz_with_s3_and_redis(
+    settings: Settings, s3_endpoint: str, s3_bucket: str, redis_db_url: str
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_bucket": s3_bucket,
+            "s3_endpoint_url": s3_endpoint,
+            "s3_access_key_id": "test",
+            "s3_secret_access_key": "test",
+            "broker_url": redis_db_url,
+            "result_backend": redis_db_url,
+        }
+    )
+    with TestClient(create_app(configured)) as client:
+        body = client.get("/readyz").json()
+    assert body["status"] == "ready", body
+    assert s3_bucket in body["checks"]["object_store"]["detail"]
+    assert "redis" in body["checks"]["broker"]["detail"]
+
+
+def test_readyz_reports_each_failure(settings: Settings) -> None:
+    broken = settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_bucket": "nowhere",
+            "s3_endpoint_url": "http://127.0.0.1:9",
+            "s3_access_key_id": "x",
+            "s3_secret_access_key": "x",
+            "broker_url": "redis://127.0.0.1:9/0",
+        }
+    )
+    with TestClient(create_app(broken)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["database"]["ok"] is True
+    assert checks["object_store"]["ok"] is False and checks["broker"]["ok"] is False
+
+
+def test_openapi_documents_the_registry(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in (
+        "/api/v1/institutions",
+        "/api/v1/microscopes/{microscope_id}",
+        "/api/v1/pairings",
+        "/api/v1/keys",
+        "/readyz",
+    ):
+        assert path in spec["paths"]
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,33 @@
+"""The Celery application, configured from the same settings as the API."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.celery_config import celery_config
+from api.db import make_engine, make_session_factory
+from api.settings import get_settings
+from api.storage import ObjectStore, make_store
+
+
+def create_celery() -> Celery:
+    app = Celery("pairscope", include=["worker.tasks"])
+    app.conf.update(celery_config(get_settings()))
+    return app
+
+
+app = create_celery()
+
+
+@lru_cache
+def session_factory() -> sessionmaker[Session]:
+    """One engine per worker process, made on first use (after the pool forks)."""
+    return make_session_factory(make_engine(get_settings()))
+
+
+@lru_cache
+def object_store() -> ObjectStore:
+    return make_store(get_settings())
