@@ -1,0 +1,198 @@
+"""Data preparation: normalisation, the split by field, patch sampling and augmentation.
+
+Numpy only (no TensorFlow). Images are ``CYX`` float arrays here; the training loop converts
+batches to the networks' ``NHWC`` layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+EPS = 1e-6
+
+
+# ---------------------------------------------------------------------- normalisation
+@dataclass(frozen=True)
+class Normalization:
+    """Per-image, per-channel percentile normalisation ``(x − p_low) / (p_high − p_low)``.
+
+    Its parameters (the percentiles) are saved with a model, so inference normalises a new image
+    exactly as the training images were, and maps the output back with the *input's* own
+    percentiles (``invert``), i.e. into the input's intensity scale.
+    """
+
+    low: float = 1.0
+    high: float = 99.8
+
+    def params(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel ``(lo, hi)`` of a ``CYX`` image, each of shape ``(C,)``."""
+        flat = np.asarray(image, dtype=np.float32).reshape(image.shape[0], -1)
+        lo, hi = np.percentile(flat, [self.low, self.high], axis=1).astype(np.float32)
+        return lo, hi
+
+    @staticmethod
+    def apply(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        scale = np.maximum(hi - lo, EPS)
+        return ((np.asarray(image, np.float32) - lo[:, None, None])
+                / scale[:, None, None]).astype(np.float32)
+
+    @staticmethod
+    def invert(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        scale = np.maximum(hi - lo, EPS)
+        return (np.asarray(image, np.float32) * scale[:, None, None]
+                + lo[:, None, None]).astype(np.float32)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        lo, hi = self.params(image)
+        return self.apply(image, lo, hi)
+
+    def to_dict(self) -> dict:
+        return {"method": "percentile", "per": "image-channel", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalization:
+        return cls(low=float(d["low"]), high=float(d["high"]))
+
+
+def as_cyx(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """A 2-D ``YX`` or 3-D ``CYX`` array as float32 ``CYX``."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"{name}: expected a YX or CYX array, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected a real-valued array, got dtype {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return a
+
+
+# ---------------------------------------------------------------------- split
+def split_by_field(field_ids: Sequence, val_fraction: float = 0.1,
+                   seed: int = 0) -> tuple[list[int], list[int]]:
+    """Indices ``(train, val)`` such that no field appears on both sides.
+
+    All images that share a field id go to the same side; the split is done on the original
+    images, before any augmentation or patch sampling. With ``val_fraction > 0`` and at least two
+    fields, at least one field goes to validation.
+    """
+    ids = [str(f) for f in field_ids]
+    fields_ = sorted(set(ids))
+    if val_fraction <= 0 or len(fields_) < 2:
+        return list(range(len(ids))), []
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(len(fields_)))
+    n_val = min(len(fields_) - 1, max(1, int(math.ceil(val_fraction * len(fields_)))))
+    val_fields = {fields_[i] for i in order[:n_val]}
+    train = [i for i, f in enumerate(ids) if f not in val_fields]
+    val = [i for i, f in enumerate(ids) if f in val_fields]
+    return train, val
+
+
+# ---------------------------------------------------------------------- patches
+class PatchSampler:
+    """Random, foreground-biased, identically augmented ``(lq, hq)`` patch batches.
+
+    A patch position is eligible when at least ``min_fraction`` of its pixels have a normalised
+    HQ value (maximum over channels) above ``threshold``; near-empty background patches are
+    skipped. If an image has no eligible position, all its positions are eligible. Images are
+    drawn in proportion to their number of eligible positions.
+
+    Augmentation is applied identically to LQ and HQ: random flips of both axes, random 90°
+    rotations and (``translate > 0``) a random integer shift of the content with reflected
+    borders. Random crop positions already realise every integer translation of the image.
+
+    ``sample(rng)`` returns ``(lq, hq)`` float32 arrays of shape ``(batch, P, P, C)``.
+    """
+
+    def __init__(self, lq: Sequence[np.ndarray], hq: Sequence[np.ndarray], patch_size: int,
+                 batch_size: int, threshold: float = 0.2, min_fraction: float = 0.02,
+                 flips: bool = True, rot90: bool = True, translate: int = 0) -> None:
+        if len(lq) != len(hq) or not lq:
+            raise ValueError("need the same, non-zero number of LQ and HQ images")
+        self.lq = [np.ascontiguousarray(a, dtype=np.float32) for a in lq]
+        self.hq = [np.ascontiguousarray(a, dtype=np.float32) for a in hq]
+        self.p = int(patch_size)
+        self.batch_size = int(batch_size)
+        self.flips, self.rot90, self.translate = flips, rot90, int(translate)
+        self.positions: list[np.ndarray] = []
+        self.shapes: list[tuple[int, int]] = []
+        for i, (a, b) in enumerate(zip(self.lq, self.hq, strict=True)):
+            if a.shape != b.shape:
+                raise ValueError(f"pair {i}: LQ shape {a.shape} != HQ shape {b.shape}")
+            if min(a.shape[1:]) < self.p:
+                raise ValueError(f"pair {i}: image {a.shape[1:]} smaller than patch {self.p}")
+            self.positions.append(self._eligible(b, threshold, min_fraction))
+            self.shapes.append(a.shape[1:])
+        counts = np.array([len(p) for p in self.positions], dtype=np.float64)
+        self.weights = counts / counts.sum()
+
+    def _eligible(self, hq: np.ndarray, threshold: float, min_fraction: float) -> np.ndarray:
+        p = self.p
+        h, w = hq.shape[1:]
+        mask = (hq.max(axis=0) > threshold).astype(np.float32)
+        frac = ndimage.uniform_filter(mask, size=p, mode="constant")
+        # uniform_filter centres the window: top-left (y, x) <-> centre (y + p//2, x + p//2)
+        c0 = p // 2
+        frac = frac[c0:c0 + h - p + 1, c0:c0 + w - p + 1]
+        ok = np.flatnonzero(frac.ravel() >= min_fraction - 1e-6)
+        if ok.size == 0:
+            ok = np.arange(frac.size)
+        return ok.astype(np.int64)
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        p, c = self.p, self.lq[0].shape[0]
+        x = np.empty((self.batch_size, p, p, c), np.float32)
+        y = np.empty_like(x)
+        imgs = rng.choice(len(self.lq), size=self.batch_size, p=self.weights)
+        for k, i in enumerate(imgs):
+            pos = self.positions[i][rng.integers(len(self.positions[i]))]
+            w_valid = self.shapes[i][1] - p + 1
+            y0, x0 = divmod(int(pos), w_valid)
+            a = self.lq[i][:, y0:y0 + p, x0:x0 + p]
+            b = self.hq[i][:, y0:y0 + p, x0:x0 + p]
+            a, b = self._augment(a, b, rng)
+            x[k] = np.moveaxis(a, 0, -1)
+            y[k] = np.moveaxis(b, 0, -1)
+        return x, y
+
+    def _augment(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator):
+        if self.flips:
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[:, ::-1]
+            if rng.random() < 0.5:
+                a, b = a[:, :, ::-1], b[:, :, ::-1]
+        if self.rot90:
+            k = int(rng.integers(4))
+            if k:
+                a, b = np.rot90(a, k, axes=(1, 2)), np.rot90(b, k, axes=(1, 2))
+        if self.translate:
+            dy, dx = (int(v) for v in rng.integers(-self.translate, self.translate + 1, 2))
+            if dy or dx:
+                a, b = _shift_reflect(a, dy, dx), _shift_reflect(b, dy, dx)
+        return a, b
+
+
+def _shift_reflect(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    p = max(abs(dy), abs(dx))
+    padded = np.pad(a, ((0, 0), (p, p), (p, p)), mode="reflect")
+    h, w = a.shape[1:]
+    return padded[:, p - dy:p - dy + h, p - dx:p - dx + w]
+
+
+def rng_state(rng: np.random.Generator) -> dict:
+    """JSON-serialisable state of a numpy Generator."""
+    return rng.bit_generator.state
+
+
+def rng_from_state(state: dict) -> np.random.Generator:
+    bitgen = getattr(np.random, state["bit_generator"])()
+    bitgen.state = state
+    return np.random.Generator(bitgen)

@@ -1,0 +1,170 @@
+"""Generator and discriminator builders (paper §2, Fig. 1, eq. 1–4).
+
+Both builders take the Keras dtype policy explicitly (``"float32"``, ``"mixed_bfloat16"``,
+``"mixed_float16"``) instead of relying on the global policy, so a float32 and a mixed model can
+live in one process. Under a mixed policy the last convolution, the final activation, the residual
+output and the discriminator's logit layer compute in float32.
+
+Weights are initialised from seeds derived from ``seed`` (one per layer), so two builds with the
+same seed are identical without touching global random state.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+from keras import layers
+
+from .config import Config
+
+
+class _Seeds:
+    def __init__(self, seed: int) -> None:
+        self._c = itertools.count()
+        self._base = int(seed) * 10_007
+
+    def conv(self) -> keras.initializers.Initializer:
+        return keras.initializers.HeUniform(seed=self._base + next(self._c))
+
+    def glorot(self) -> keras.initializers.Initializer:
+        return keras.initializers.GlorotUniform(seed=self._base + next(self._c))
+
+
+def _filters(base: int, level: int, cap: int) -> int:
+    return int(min(base * 2**level, cap))
+
+
+def build_generator(config: Config, n_channels: int, policy: str = "float32",
+                    seed: int | None = None) -> keras.Model:
+    """The residual U-Net generator (paper eq. 3–4).
+
+    ``depth`` down-sampling blocks, each ``convs_per_block`` × [Conv2D 3×3 + LeakyReLU] plus the
+    block input added through a 1×1 convolution (the channel count changes, so the identity of
+    eq. 3 needs a projection), followed by 2×2 average pooling; a bottom block; ``depth``
+    up-sampling blocks (up-sample, concatenate the skip, ``convs_per_block`` × [Conv2D +
+    LeakyReLU]); a final 1×1 convolution to ``n_channels`` (+ LeakyReLU as in the paper when
+    ``final_activation == "leaky_relu"``), and, with ``residual_output``, the input added to the
+    result. Fully convolutional: any spatial size that is a multiple of ``2**depth``.
+    """
+    seeds = _Seeds(config.seed if seed is None else seed)
+    slope = config.leaky_slope
+
+    def conv_block(x, f, n, name):
+        for i in range(n):
+            x = layers.Conv2D(f, 3, padding="same", kernel_initializer=seeds.conv(),
+                              dtype=policy, name=f"{name}_conv{i}")(x)
+            x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name=f"{name}_act{i}")(x)
+        return x
+
+    inp = keras.Input(shape=(None, None, n_channels), name="lq")
+    x = inp
+    skips = []
+    for level in range(config.depth):
+        f = _filters(config.base_filters, level, config.max_filters)
+        h = conv_block(x, f, config.convs_per_block, f"down{level}")
+        r = layers.Conv2D(f, 1, kernel_initializer=seeds.glorot(), dtype=policy,
+                          name=f"down{level}_proj")(x)
+        h = layers.Add(dtype=policy, name=f"down{level}_res")([h, r])
+        skips.append(h)
+        x = layers.AveragePooling2D(2, dtype=policy, name=f"down{level}_pool")(h)
+    f = _filters(config.base_filters, config.depth, config.max_filters)
+    x = conv_block(x, f, config.convs_per_block, "bottom")
+    for level in reversed(range(config.depth)):
+        f = _filters(config.base_filters, level, config.max_filters)
+        x = layers.UpSampling2D(2, interpolation=config.upsampling, dtype=policy,
+                                name=f"up{level}_upsample")(x)
+        x = layers.Concatenate(dtype=policy, name=f"up{level}_concat")([x, skips[level]])
+        x = conv_block(x, f, config.convs_per_block, f"up{level}")
+    out = layers.Conv2D(n_channels, 1, kernel_initializer=seeds.glorot(), dtype="float32",
+                        name="final_conv")(x)
+    if config.final_activation == "leaky_relu":
+        out = layers.LeakyReLU(negative_slope=slope, dtype="float32", name="final_act")(out)
+    if config.residual_output:
+        out = layers.Add(dtype="float32", name="residual_output")([out, inp])
+    return keras.Model(inp, out, name="generator")
+
+
+def discriminator_strides(config: Config, patch_size: int | None = None) -> list[int]:
+    """Stride of each of the ``disc_blocks`` blocks (applied in its first convolution).
+
+    The published code strides by 2 in every convolution, which shrinks a 256² patch to 1×1
+    within two of the ten blocks, so most of the network then sees a single pixel and the 4×4
+    average pooling has nothing to pool. Here a block halves the feature map (stride 2 in its
+    first convolution) only while the map is larger than 8×8; the remaining blocks keep the
+    8×8 resolution and add depth. A 128² patch is thus reduced by 4 blocks and a 256² patch by 5,
+    and the 4×4 average pooling always sees an 8×8 map and hands a 2×2 map to the dense layers,
+    which keeps the description of eq. 1 (ten blocks, pooling, two dense layers) meaningful for
+    both patch sizes.
+    """
+    size = config.patch_size if patch_size is None else patch_size
+    strides = []
+    for _ in range(config.disc_blocks):
+        if size > 8:
+            strides.append(2)
+            size = (size + 1) // 2
+        else:
+            strides.append(1)
+    return strides
+
+
+def build_discriminator(config: Config, n_channels: int, policy: str = "float32",
+                        patch_size: int | None = None, seed: int | None = None) -> keras.Model:
+    """The discriminator (paper eq. 1): a first convolution, ``disc_blocks`` blocks of
+    ``disc_convs_per_block`` × [Conv2D 3×3 + LeakyReLU 0.1], 4×4 average pooling, two dense layers.
+
+    Returns **logits** (the sigmoid of eq. 5 is applied inside the numerically stable
+    loss, :func:`models.losses.relativistic_bce`). See :func:`discriminator_strides` for the
+    choice of strides.
+    """
+    seeds = _Seeds((config.seed if seed is None else seed) + 7919)
+    size = config.patch_size if patch_size is None else patch_size
+    slope = config.leaky_slope
+    inp = keras.Input(shape=(size, size, n_channels), name="image")
+    x = layers.Conv2D(config.disc_filters, 3, padding="same", kernel_initializer=seeds.conv(),
+                      dtype=policy, name="first_conv")(inp)
+    x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name="first_act")(x)
+    n_down = 0
+    for b, stride in enumerate(discriminator_strides(config, size)):
+        n_down += stride == 2
+        f = _filters(config.disc_filters, n_down, config.disc_max_filters)
+        for i in range(config.disc_convs_per_block):
+            x = layers.Conv2D(f, 3, strides=stride if i == 0 else 1, padding="same",
+                              kernel_initializer=seeds.conv(), dtype=policy,
+                              name=f"block{b}_conv{i}")(x)
+            x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name=f"block{b}_act{i}")(x)
+    x = layers.AveragePooling2D(4, padding="same", dtype=policy, name="pool")(x)
+    x = layers.Flatten(dtype=policy, name="flatten")(x)
+    x = layers.Dense(config.disc_dense_units, kernel_initializer=seeds.glorot(), dtype=policy,
+                     name="dense")(x)
+    x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name="dense_act")(x)
+    logits = layers.Dense(1, kernel_initializer=seeds.glorot(), dtype="float32",
+                          name="logit")(x)
+    return keras.Model(inp, logits, name="discriminator")
+
+
+def receptive_field_margin(config: Config) -> int:
+    """Pixels on each side of an output pixel that can influence it (the theoretical margin).
+
+    Walks the deepest path of the U-Net: every 3×3 convolution adds one pixel at the current
+    scale, every 2×2 average pooling one pixel at the finer scale, every up-sampling one pixel at
+    the coarser scale (nearest-neighbour rounding, or the bilinear support). A tile whose
+    borders lie at least this far from the pixels taken from it reproduces the whole-image
+    prediction up to floating-point rounding.
+    """
+    r, j = 0, 1
+    for _ in range(config.depth):
+        r += config.convs_per_block * j
+        r += j  # 2x2 pooling window
+        j *= 2
+    r += config.convs_per_block * j
+    for _ in range(config.depth):
+        r += j  # up-sampling rounding / support at the coarse scale
+        j //= 2
+        r += config.convs_per_block * j
+    return int(r)
+
+
+def count_params(model: keras.Model) -> int:
+    """Number of weights (trainable and not) of a built model."""
+    return int(model.count_params())

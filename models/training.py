@@ -1,0 +1,366 @@
+"""The training loop: one compiled train step, validation, checkpoints, progress and budget.
+
+Used through :meth:`models.model.EnhancementModel.train`; the pieces are public for tests and
+the speed benchmark.
+
+Train step (one ``tf.function``): the generator's output for the batch is computed once; the
+discriminator is updated on it (generator fixed, eq. 5 with y = 0), then the generator is updated
+against the *updated* discriminator (eq. 6) – the paper's alternation, without a second generator
+forward pass. With ``adv_weight == 0`` no discriminator is built and only the generator is
+trained. Adam for both; learning rate from a Python-side schedule (constant, or cosine with
+linear warm-up), assigned before each step; optional global-norm gradient clipping; dynamic loss
+scaling under ``mixed_float16``.
+
+Checkpoints (``checkpoint_dir/checkpoint.npz``, written atomically) hold the weights of both
+networks, both optimizers' state (moments, iteration counters, loss scale), the step, the elapsed
+time, the patch sampler's random state, the best weights so far and the history; resuming from one
+continues exactly as an uninterrupted run would (bit for bit on CPU given the same seed).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import losses as L
+from .config import Config
+from .data import PatchSampler, rng_from_state, rng_state
+from .networks import build_discriminator, build_generator, receptive_field_margin
+from .predict import predict_image
+
+CHECKPOINT_FILE = "checkpoint.npz"
+ARCH_KEYS = ("base_filters", "depth", "convs_per_block", "max_filters", "upsampling",
+             "final_activation", "residual_output", "leaky_slope", "disc_filters",
+             "disc_blocks", "disc_convs_per_block", "disc_max_filters", "disc_dense_units",
+             "patch_size", "batch_size")
+
+ProgressFn = Callable[[dict], None]
+
+
+class TrainingCancelled(Exception):
+    """Raised by :meth:`Trainer.fit` when ``stop()`` returned True (after a checkpoint was saved,
+    when a checkpoint directory was given). ``step`` is the last completed step."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"training cancelled at step {step}")
+        self.step = step
+
+
+@dataclass
+class TrainingResult:
+    """Summary returned by ``train``: steps run, why it ended, the best validation scores."""
+
+    steps: int
+    stopped_by: str  # "steps" | "budget"
+    elapsed_s: float
+    best_step: int | None
+    best_val_psnr: float | None
+    best_val_ssim: float | None
+    final_losses: dict[str, float]
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def learning_rate_at(config: Config, base_lr: float, progress: float, step: int) -> float:
+    """Learning rate for training ``progress`` in [0, 1] (and ``step`` for the warm-up)."""
+    lr = base_lr
+    if config.lr_schedule == "cosine":
+        p = min(max(progress, 0.0), 1.0)
+        f = config.min_lr_fraction
+        lr = base_lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * p)))
+    if config.warmup_steps and step < config.warmup_steps:
+        lr *= (step + 1) / config.warmup_steps
+    return float(lr)
+
+
+def _make_optimizer(config: Config, lr: float, policy: str) -> keras.optimizers.Optimizer:
+    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=config.adam_beta_1,
+                                beta_2=config.adam_beta_2, global_clipnorm=config.clipnorm)
+    if policy == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+class Trainer:
+    """Owns the generator, the discriminator (when ``adv_weight > 0``) and their optimizers."""
+
+    def __init__(self, config: Config, n_channels: int, policy: str = "float32",
+                 generator: keras.Model | None = None) -> None:
+        self.config = config
+        self.n_channels = int(n_channels)
+        self.policy = policy
+        self.generator = generator or build_generator(config, n_channels, policy)
+        self.adversarial = config.adv_weight > 0
+        self.discriminator = (build_discriminator(config, n_channels, policy)
+                              if self.adversarial else None)
+        self.g_opt = _make_optimizer(config, config.learning_rate, policy)
+        self.g_opt.build(self.generator.trainable_variables)
+        self.d_opt = None
+        if self.adversarial:
+            self.d_opt = _make_optimizer(config, self._d_lr(), policy)
+            self.d_opt.build(self.discriminator.trainable_variables)
+        spec = tf.TensorSpec([config.batch_size, config.patch_size, config.patch_size,
+                              self.n_channels], tf.float32)
+        self.train_step = tf.function(self._train_step, input_signature=[spec, spec])
+        self._predict_fn = None
+
+    def _d_lr(self) -> float:
+        c = self.config
+        return c.disc_learning_rate if c.disc_learning_rate is not None else c.learning_rate
+
+    # ------------------------------------------------------------------ the step
+    def _scale(self, opt, loss):
+        return opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) \
+            else loss
+
+    def _train_step(self, x, y):
+        c = self.config
+        G, D = self.generator, self.discriminator
+        g_vars = G.trainable_variables
+        with tf.GradientTape() as g_tape:
+            fake = G(x, training=True)
+            out = {}
+            if D is not None:
+                d_vars = D.trainable_variables
+                with tf.GradientTape() as d_tape:
+                    d_real = D(y, training=True)
+                    d_fake = D(tf.stop_gradient(fake), training=True)
+                    d_loss = L.discriminator_loss(d_real, d_fake)
+                    d_scaled = self._scale(self.d_opt, d_loss)
+                d_grads = d_tape.gradient(d_scaled, d_vars)
+                self.d_opt.apply(d_grads, d_vars)
+                real_logits = tf.stop_gradient(D(y, training=True))
+                fake_logits = D(fake, training=True)
+                out["d_loss"] = d_loss
+            else:
+                real_logits = fake_logits = None
+            parts = L.generator_loss(y, fake, real_logits, fake_logits,
+                                     mse_weight=c.mse_weight, ssim_weight=c.ssim_weight,
+                                     adv_weight=c.adv_weight, l1_weight=c.l1_weight,
+                                     ssim_filter_size=c.ssim_filter_size)
+            g_scaled = self._scale(self.g_opt, parts["total"])
+        g_grads = g_tape.gradient(g_scaled, g_vars)
+        self.g_opt.apply(g_grads, g_vars)
+        out.update({"g_total": parts["total"], "mse": parts["mse"],
+                    "ssim_loss": parts["ssim_loss"]})
+        if c.adv_weight:
+            out["g_adv"] = parts["adv"]
+        if c.l1_weight:
+            out["l1"] = parts["l1"]
+        return out
+
+    def set_learning_rate(self, progress: float, step: int) -> float:
+        lr = learning_rate_at(self.config, self.config.learning_rate, progress, step)
+        self.g_opt.learning_rate = lr
+        if self.d_opt is not None:
+            self.d_opt.learning_rate = learning_rate_at(self.config, self._d_lr(), progress,
+                                                        step)
+        return lr
+
+    # ------------------------------------------------------------------ prediction
+    @property
+    def predict_fn(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Compiled generator call on float32 NHWC numpy batches."""
+        if self._predict_fn is None:
+            G = self.generator
+            spec = tf.TensorSpec([None, None, None, self.n_channels], tf.float32)
+            fn = tf.function(lambda x: G(x, training=False), input_signature=[spec])
+            self._predict_fn = lambda a: fn(tf.convert_to_tensor(a, tf.float32)).numpy()
+        return self._predict_fn
+
+    def predict_normalized(self, image_cyx: np.ndarray, ensemble: bool = False) -> np.ndarray:
+        c = self.config
+        hwc = np.moveaxis(image_cyx, 0, -1)
+        out = predict_image(self.predict_fn, hwc, multiple=2 ** c.depth,
+                            margin=receptive_field_margin(c), tile_size=c.tile_size,
+                            batch_size=c.tile_batch, ensemble=ensemble)
+        return np.moveaxis(out, -1, 0)
+
+    def validate(self, val_lq: Sequence[np.ndarray], val_hq: Sequence[np.ndarray]) -> dict:
+        """Mean SSIM / PSNR (benchmark protocol, :mod:`models.metrics`) over validation images."""
+        from .metrics import score_image
+
+        scores = [score_image(self.predict_normalized(a), b) for a, b in
+                  zip(val_lq, val_hq, strict=True)]
+        return {"val_psnr": float(np.mean([s["psnr"] for s in scores])),
+                "val_ssim": float(np.mean([s["ssim"] for s in scores]))}
+
+    # ------------------------------------------------------------------ checkpoints
+    def _opt_arrays(self, opt) -> list[np.ndarray]:
+        return [np.asarray(v.numpy()) for v in opt.variables] if opt is not None else []
+
+    def save_checkpoint(self, directory: str, state: dict, best_weights: list | None) -> str:
+        os.makedirs(directory, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        for prefix, ws in (("g", self.generator.get_weights()),
+                           ("d", self.discriminator.get_weights() if self.discriminator
+                            else []),
+                           ("gopt", self._opt_arrays(self.g_opt)),
+                           ("dopt", self._opt_arrays(self.d_opt)),
+                           ("best", best_weights or [])):
+            for i, a in enumerate(ws):
+                arrays[f"{prefix}_{i:04d}"] = a
+        meta = dict(state, config=self.config.to_dict(), n_channels=self.n_channels,
+                    policy=self.policy)
+        arrays["state_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path = os.path.join(directory, CHECKPOINT_FILE)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ckpt-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(buf.getvalue())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def load_checkpoint(self, directory: str) -> tuple[dict, list | None] | None:
+        """Restore from ``directory``; returns ``(state, best_weights)`` or None if absent."""
+        path = os.path.join(directory, CHECKPOINT_FILE)
+        if not os.path.exists(path):
+            return None
+        with np.load(path) as z:
+            meta = json.loads(bytes(z["state_json"]).decode())
+            groups: dict[str, list] = {"g": [], "d": [], "gopt": [], "dopt": [], "best": []}
+            for k in sorted(k for k in z.files if k != "state_json"):
+                groups[k.rsplit("_", 1)[0]].append(z[k])
+        saved = Config.from_dict(meta["config"])
+        diff = [k for k in ARCH_KEYS if getattr(saved, k) != getattr(self.config, k)]
+        if meta["n_channels"] != self.n_channels:
+            diff.append("n_channels")
+        if bool(groups["d"]) != self.adversarial:
+            diff.append("adv_weight")
+        if diff:
+            raise ValueError(f"checkpoint in {directory} does not match this configuration "
+                             f"(differs in: {', '.join(diff)})")
+        self.generator.set_weights(groups["g"])
+        if self.discriminator is not None:
+            self.discriminator.set_weights(groups["d"])
+        for opt, arrs in ((self.g_opt, groups["gopt"]), (self.d_opt, groups["dopt"])):
+            if opt is None:
+                continue
+            if len(arrs) != len(opt.variables):
+                raise ValueError(f"checkpoint in {directory}: optimizer state does not match")
+            for v, a in zip(opt.variables, arrs, strict=True):
+                v.assign(a)
+        return meta, (groups["best"] or None)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, sampler: PatchSampler, val_lq: Sequence[np.ndarray] = (),
+            val_hq: Sequence[np.ndarray] = (), *, steps: int | None = None,
+            minutes: float | None = None, seed: int | None = None,
+            progress: ProgressFn | None = None, stop: Callable[[], bool] | None = None,
+            checkpoint_dir: str | None = None, resume: bool = True) -> TrainingResult:
+        c = self.config
+        total = int(steps if steps is not None else c.steps)
+        budget_s = (minutes if minutes is not None else c.minutes)
+        budget_s = None if budget_s is None else float(budget_s) * 60.0
+        rng = np.random.default_rng(c.seed if seed is None else seed)
+        step, elapsed_prev = 0, 0.0
+        history: list[dict] = []
+        best: dict[str, Any] = {"step": None, "val_psnr": None, "val_ssim": None}
+        best_weights = None
+        last_val: dict[str, float | None] = {"val_psnr": None, "val_ssim": None}
+        if checkpoint_dir and resume:
+            restored = self.load_checkpoint(checkpoint_dir)
+            if restored is not None:
+                meta, best_weights = restored
+                step = int(meta["step"])
+                elapsed_prev = float(meta["elapsed_s"])
+                rng = rng_from_state(meta["rng"])
+                history = list(meta.get("history", []))
+                best = dict(meta.get("best", best))
+                last_val = dict(meta.get("last_val", last_val))
+        has_val = len(val_lq) > 0
+        t0 = time.perf_counter()
+
+        def elapsed() -> float:
+            return elapsed_prev + time.perf_counter() - t0
+
+        def state() -> dict:
+            return {"step": step, "elapsed_s": elapsed(), "rng": rng_state(rng),
+                    "history": history, "best": best, "last_val": last_val}
+
+        def do_validate() -> None:
+            nonlocal best_weights
+            v = self.validate(val_lq, val_hq)
+            last_val.update(v)
+            history.append({"step": step, "elapsed_s": round(elapsed(), 2), **v})
+            if best["val_psnr"] is None or v["val_psnr"] > best["val_psnr"]:
+                best.update(step=step, **v)
+                best_weights = [w.copy() for w in self.generator.get_weights()]
+
+        losses_f: dict[str, float] = {}
+        stopped_by = "steps"
+        step_times: list[float] = []
+        while step < total:
+            if budget_s is not None and elapsed() >= budget_s:
+                stopped_by = "budget"
+                break
+            if stop is not None and stop():
+                if checkpoint_dir:
+                    self.save_checkpoint(checkpoint_dir, state(), best_weights)
+                raise TrainingCancelled(step)
+            ts = time.perf_counter()
+            frac = step / total
+            if budget_s is not None:
+                frac = max(frac, elapsed() / budget_s)
+            lr = self.set_learning_rate(frac, step)
+            x, y = sampler.sample(rng)
+            out = self.train_step(tf.constant(x), tf.constant(y))
+            losses_f = {k: float(v) for k, v in out.items()}
+            if not all(math.isfinite(v) for v in losses_f.values()):
+                raise FloatingPointError(f"non-finite loss at step {step + 1}: {losses_f}")
+            step += 1
+            step_times.append(time.perf_counter() - ts)
+            if has_val and (step % c.val_every == 0):
+                do_validate()
+            if checkpoint_dir and step % c.checkpoint_every == 0:
+                self.save_checkpoint(checkpoint_dir, state(), best_weights)
+            if progress is not None:
+                progress(self._progress(step, total, elapsed(), budget_s, step_times,
+                                        losses_f, last_val, lr, best))
+        if has_val and (not history or history[-1]["step"] != step):
+            do_validate()
+        if checkpoint_dir:
+            self.save_checkpoint(checkpoint_dir, state(), best_weights)
+        if best_weights is not None:
+            self.generator.set_weights(best_weights)
+        return TrainingResult(steps=step, stopped_by=stopped_by, elapsed_s=elapsed(),
+                              best_step=best["step"], best_val_psnr=best["val_psnr"],
+                              best_val_ssim=best["val_ssim"], final_losses=losses_f,
+                              history=history)
+
+    @staticmethod
+    def _progress(step, total, elapsed_s, budget_s, step_times, losses, last_val, lr,
+                  best) -> dict:
+        recent = step_times[-50:]
+        per_step = float(np.median(recent)) if recent else 0.0
+        eta_steps = (total - step) * per_step
+        frac = step / total
+        eta = eta_steps
+        if budget_s is not None:
+            frac = max(frac, min(1.0, elapsed_s / budget_s))
+            eta = min(eta_steps, max(0.0, budget_s - elapsed_s))
+        return {"step": step, "total": total, "percent": round(100.0 * frac, 2),
+                "eta_s": round(eta, 1), "elapsed_s": round(elapsed_s, 2),
+                "losses": dict(losses), "val_ssim": last_val.get("val_ssim"),
+                "val_psnr": last_val.get("val_psnr"), "lr": lr, "best_step": best["step"]}

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from models.data import (
+    Normalization,
+    PatchSampler,
+    as_cyx,
+    rng_from_state,
+    rng_state,
+    split_by_field,
+)
+
+
+def test_normalization_round_trip_and_params():
+    rng = np.random.default_rng(0)
+    img = rng.normal(100, 20, (2, 64, 64)).astype(np.float32)
+    img[1] *= 5
+    n = Normalization(1.0, 99.8)
+    lo, hi = n.params(img)
+    assert lo.shape == hi.shape == (2,)
+    assert lo[0] == pytest.approx(np.percentile(img[0], 1.0), rel=1e-5)
+    x = n.apply(img, lo, hi)
+    assert np.percentile(x[1], 99.8) == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(n.invert(x, lo, hi), img, rtol=1e-5, atol=1e-3)
+    assert Normalization.from_dict(n.to_dict()) == n
+
+
+def test_as_cyx():
+    assert as_cyx(np.zeros((5, 6))).shape == (1, 5, 6)
+    with pytest.raises(ValueError, match="lq"):
+        as_cyx(np.zeros((2, 3, 4, 5)), "lq")
+    with pytest.raises(ValueError, match="NaN"):
+        as_cyx(np.full((3, 3), np.nan))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_split_never_shares_a_field(seed):
+    rng = np.random.default_rng(seed)
+    ids = [f"f{int(v)}" for v in rng.integers(0, 12, size=40)]
+    train, val = split_by_field(ids, 0.25, seed)
+    assert sorted(train + val) == list(range(len(ids)))
+    assert not ({ids[i] for i in train} & {ids[i] for i in val})
+    assert val and train
+
+
+def test_split_edge_cases():
+    assert split_by_field(["a", "a"], 0.5) == ([0, 1], [])
+    assert split_by_field(["a", "b", "c"], 0.0) == ([0, 1, 2], [])
+    tr, va = split_by_field(["a", "b"], 0.9)
+    assert len(tr) == 1 and len(va) == 1
+
+
+def _pair():
+    hq = np.zeros((2, 96, 96), np.float32)
+    hq[:, 60:90, 60:90] = 1.0  # the only foreground
+    lq = hq * 2.0 + 0.5
+    return lq, hq
+
+
+def test_patches_are_biased_to_foreground():
+    lq, hq = _pair()
+    s = PatchSampler([lq], [hq], 32, 16, threshold=0.2, min_fraction=0.05)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        _, y = s.sample(rng)
+        assert (y.reshape(16, -1).mean(axis=1) >= 0.05).all()  # no near-empty patch
+
+
+def test_augmentation_is_identical_for_lq_and_hq():
+    rng = np.random.default_rng(2)
+    hq = rng.random((2, 64, 64)).astype(np.float32)
+    lq = hq * 2.0 + 0.5
+    s = PatchSampler([lq], [hq], 32, 16, threshold=0.0, min_fraction=0.0, translate=4)
+    seen = set()
+    for _ in range(5):
+        x, y = s.sample(rng)
+        assert x.shape == y.shape == (16, 32, 32, 2)
+        np.testing.assert_allclose(x, y * 2.0 + 0.5, rtol=1e-6)
+        seen.update(float(v) for v in y[:, 0, 0, 0])
+    assert len(seen) > 40  # positions and transforms vary
+
+
+def test_sampler_without_foreground_falls_back_to_all_positions():
+    lq = np.zeros((1, 40, 40), np.float32)
+    s = PatchSampler([lq], [lq], 32, 2, threshold=0.5, min_fraction=0.5)
+    x, _ = s.sample(np.random.default_rng(0))
+    assert x.shape == (2, 32, 32, 1)
+
+
+def test_sampler_rejects_bad_pairs():
+    with pytest.raises(ValueError, match="shape"):
+        PatchSampler([np.zeros((1, 40, 40))], [np.zeros((1, 40, 41))], 32, 2)
+    with pytest.raises(ValueError, match="smaller"):
+        PatchSampler([np.zeros((1, 20, 40))], [np.zeros((1, 20, 40))], 32, 2)
+
+
+def test_rng_state_round_trip():
+    rng = np.random.default_rng(5)
+    rng.random(3)
+    st = rng_state(rng)
+    a = rng.random(4)
+    b = rng_from_state(st).random(4)
+    np.testing.assert_array_equal(a, b)

@@ -1,0 +1,159 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import Config, EnhancementModel, TrainingCancelled
+from models.data import Normalization, PatchSampler
+from models.training import Trainer, learning_rate_at
+
+
+def _sampler(pairs, config):
+    lq, hq, _ = pairs
+    n = Normalization()
+    return PatchSampler(
+        [n(a) for a in lq],
+        [n(b) for b in hq],
+        config.patch_size,
+        config.batch_size,
+        threshold=0.1,
+        min_fraction=0.0,
+    )
+
+
+def _eval_loss(trainer, x, y):
+    p = trainer.generator(x, training=False)
+    return float(tf.reduce_mean(tf.square(tf.cast(p, tf.float32) - y)))
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_a_few_steps_reduce_the_loss(pairs, precision):
+    c = Config.preset("tiny", precision=precision, batch_size=4, learning_rate=3e-3)
+    t = Trainer(c, 3, precision)
+    s = _sampler(pairs, c)
+    x, y = s.sample(np.random.default_rng(123))
+    before = _eval_loss(t, x, y)
+    res = t.fit(s, steps=40, seed=0)
+    assert res.steps == 40 and res.stopped_by == "steps"
+    assert {"d_loss", "g_total", "mse", "ssim_loss", "g_adv"} <= set(res.final_losses)
+    assert all(np.isfinite(v) for v in res.final_losses.values())
+    assert _eval_loss(t, x, y) < 0.8 * before
+
+
+def test_generator_alone_has_no_discriminator(pairs):
+    c = Config.preset("tiny", adv_weight=0.0)
+    t = Trainer(c, 3, "float32")
+    assert t.discriminator is None and t.d_opt is None
+    res = t.fit(_sampler(pairs, c), steps=3)
+    assert "d_loss" not in res.final_losses and res.steps == 3
+
+
+def _weights(t):
+    return (
+        t.generator.get_weights()
+        + t.discriminator.get_weights()
+        + [v.numpy() for v in t.g_opt.variables]
+        + [v.numpy() for v in t.d_opt.variables]
+    )
+
+
+def test_checkpoint_resume_equals_uninterrupted_run(pairs, tmp_path):
+    lq, hq, ids = pairs
+    c = Config.preset(
+        "tiny",
+        precision="float32",
+        val_fraction=0.0,
+        checkpoint_every=4,
+        warmup_steps=3,
+        lr_schedule="cosine",
+    )
+    a = EnhancementModel(c)
+    a.train(lq, hq, ids, steps=12, checkpoint_dir=tmp_path / "a")
+    b = EnhancementModel(c)
+    n = {"calls": 0}
+
+    def stop_after_8():  # checked before each step
+        n["calls"] += 1
+        return n["calls"] > 8
+
+    with pytest.raises(TrainingCancelled):
+        b.train(lq, hq, ids, steps=12, stop=stop_after_8, checkpoint_dir=tmp_path / "b")
+    c2 = EnhancementModel(c)  # a fresh process would build a fresh model
+    res = c2.train(lq, hq, ids, steps=12, checkpoint_dir=tmp_path / "b", resume=True)
+    assert res.steps == 12
+    for wa, wc in zip(_weights(a._trainer), _weights(c2._trainer), strict=True):
+        np.testing.assert_array_equal(wa, wc)
+    # and training is deterministic given the seed
+    d = EnhancementModel(c)
+    d.train(lq, hq, ids, steps=12)
+    for wa, wd in zip(a.generator.get_weights(), d.generator.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wd)
+
+
+def test_checkpoint_of_another_architecture_is_refused(pairs, tmp_path):
+    lq, hq, ids = pairs
+    EnhancementModel(Config.preset("tiny")).train(lq, hq, ids, steps=2, checkpoint_dir=tmp_path)
+    other = EnhancementModel(Config.preset("tiny", base_filters=4))
+    with pytest.raises(ValueError, match="base_filters"):
+        other.train(lq, hq, ids, steps=4, checkpoint_dir=tmp_path)
+
+
+def test_budget_ends_training_normally(pairs):
+    lq, hq, ids = pairs
+    m = EnhancementModel(Config.preset("tiny"))
+    res = m.train(lq, hq, ids, steps=1_000_000, minutes=0.03)
+    assert res.stopped_by == "budget" and 0 < res.steps < 1_000_000
+    assert res.best_val_psnr is not None
+
+
+def test_stop_cancels_after_a_checkpoint_and_can_resume(pairs, tmp_path):
+    lq, hq, ids = pairs
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    m = EnhancementModel(Config.preset("tiny"))
+    with pytest.raises(TrainingCancelled) as e:
+        m.train(lq, hq, ids, steps=50, stop=stop, checkpoint_dir=tmp_path)
+    assert e.value.step == 5
+    seen = []
+    m2 = EnhancementModel(Config.preset("tiny"))
+    res = m2.train(lq, hq, ids, steps=8, checkpoint_dir=tmp_path, progress=seen.append)
+    assert res.steps == 8 and [p["step"] for p in seen] == [6, 7, 8]
+
+
+def test_progress_reports_what_the_worker_needs(pairs):
+    lq, hq, ids = pairs
+    seen = []
+    m = EnhancementModel(Config.preset("tiny", val_every=5))
+    res = m.train(lq, hq, ids, steps=10, progress=seen.append)
+    assert len(seen) == 10
+    p = seen[-1]
+    assert {"step", "total", "percent", "eta_s", "losses", "val_ssim", "val_psnr"} <= set(p)
+    assert p["step"] == 10 and p["total"] == 10 and p["percent"] == 100.0
+    assert seen[4]["val_psnr"] is not None and seen[3]["val_psnr"] is None
+    assert 0 <= p["val_ssim"] <= 1
+    assert res.best_step in (5, 10)
+    assert m.metadata["training"]["val_fields"]
+    assert not set(m.metadata["training"]["val_fields"]) & set(
+        m.metadata["training"]["train_fields"]
+    )
+
+
+def test_learning_rate_schedules():
+    c = Config.preset("cpu-small", warmup_steps=10, min_lr_fraction=0.0)
+    assert learning_rate_at(c, 1.0, 0.0, 0) == pytest.approx(0.1)
+    assert learning_rate_at(c, 1.0, 0.5, 100) == pytest.approx(0.5)
+    assert learning_rate_at(c, 1.0, 1.0, 100) == pytest.approx(0.0, abs=1e-12)
+    k = Config.preset("paper")
+    assert learning_rate_at(k, 1e-5, 0.7, 5000) == 1e-5
+
+
+def test_bad_training_input(pairs):
+    lq, hq, ids = pairs
+    m = EnhancementModel(Config.preset("tiny"))
+    with pytest.raises(ValueError, match="pair 1"):
+        m.train([lq[0], lq[1]], [hq[0], hq[1][:, :32]], steps=1)
+    with pytest.raises(ValueError, match="channel"):
+        m.train([lq[0], lq[1][:2]], [hq[0], hq[1][:2]], steps=1)
