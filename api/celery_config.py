@@ -13,12 +13,17 @@ QUEUES = ("train", "infer", "default")
 
 # Task names are the contract between api/ and worker/: the API sends by these names only.
 READINESS_REPORT = "pairscope.readiness_report"
+ALIGN_PAIR = "pairscope.align_pair"
+TRAIN = "pairscope.train"
+ENHANCE = "pairscope.enhance"
+REAP_STALE_JOBS = "pairscope.reap_stale_jobs"
 
 TASK_ROUTES = {
     READINESS_REPORT: {"queue": "default"},
-    "pairscope.align_pair": {"queue": "default"},
-    "pairscope.train": {"queue": "train"},
-    "pairscope.enhance": {"queue": "infer"},
+    ALIGN_PAIR: {"queue": "default"},
+    TRAIN: {"queue": "train"},
+    ENHANCE: {"queue": "infer"},
+    REAP_STALE_JOBS: {"queue": "default"},
 }
 
 

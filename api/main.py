@@ -7,7 +7,19 @@ from fastapi import APIRouter, FastAPI
 from api.db import make_engine, make_session_factory
 from api.dispatch import Dispatcher
 from api.errors import install_error_handlers
-from api.routes import health, institutions, keys, microscopes, pairings
+from api.routes import (
+    datasets,
+    enhancements,
+    health,
+    images,
+    institutions,
+    keys,
+    microscopes,
+    pairings,
+    pairs,
+    training_jobs,
+    versions,
+)
 from api.settings import Settings, get_settings
 from api.storage import make_store
 from pairscope import __version__
@@ -31,7 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (institutions, microscopes, pairings, keys):
+    for module in (
+        institutions,
+        microscopes,
+        pairings,
+        images,
+        pairs,
+        datasets,
+        training_jobs,
+        versions,
+        enhancements,
+        keys,
+    ):
         v1.include_router(module.router)
     app.include_router(health.router)
     app.include_router(v1)

@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     serve_worker: bool = Field(True, description="`pairscope serve` also starts one worker.")
     upload_max_bytes: int = Field(2 * 1024**3, gt=0)
+    align_ncc_threshold: float = Field(
+        0.4, gt=-1, lt=1, description="Pairs whose aligned channels correlate less are rejected."
+    )
+    job_progress_interval_s: float = Field(
+        2.0, gt=0, description="Training progress and heartbeat go to the database this often."
+    )
+    job_stale_after_s: float = Field(
+        120.0, gt=0, description="A running job unheard of this long is requeued or failed."
+    )
+    job_max_attempts: int = Field(3, ge=1, description="Deliveries before a job is failed.")
+    worker_precision: str = Field(
+        "auto", description="Training precision when a job does not set one (auto: hardware)."
+    )
     log_level: str = "info"
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +65,10 @@ class ObjectStore(Protocol):
     """What the service needs of any object store."""
 
     def put(self, key: str, stream: BinaryIO, limit: int | None = None) -> StoredObject: ...
+    def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
+        """Store a local file whose hash the caller already computed while receiving it."""
+        ...
+
     def iter_bytes(self, key: str) -> Iterator[bytes]: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
@@ -105,6 +110,19 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return StoredObject(key, reader.size, reader.sha256)
+
+    def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return StoredObject(key, target.stat().st_size, sha256)
 
     def iter_bytes(self, key: str) -> Iterator[bytes]:
         path = self._path(key)
@@ -157,6 +175,15 @@ class S3Store:
             self.delete(key)
             raise
         return StoredObject(key, reader.size, reader.sha256)
+
+    def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
+        """Multipart upload straight from the file: parts are read lazily, memory stays flat."""
+        try:
+            self._client.upload_file(str(path), self.bucket, _safe_key(key), Config=self._transfer)
+        except BaseException:
+            self.delete(key)
+            raise
+        return StoredObject(key, path.stat().st_size, sha256)
 
     def iter_bytes(self, key: str) -> Iterator[bytes]:
         from botocore.exceptions import ClientError

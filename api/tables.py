@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Enum,
     Float,
@@ -182,3 +183,276 @@ class ReadinessReport(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Side(enum.StrEnum):
+    lq = "lq"
+    hq = "hq"
+
+
+class PairStatus(enum.StrEnum):
+    pending = "pending"
+    aligning = "aligning"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class Split(enum.StrEnum):
+    train = "train"
+    validation = "validation"
+    test = "test"
+
+
+class Image(Base):
+    """One uploaded TIFF: a field seen by one side of a pairing. The bytes live in the store."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("pairing_id", "side", "field_id", name="uq_image_field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    side: Mapped[Side] = mapped_column(_enum(Side, "side"))
+    field_id: Mapped[str] = mapped_column(String(100))
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    filename: Mapped[str] = mapped_column(String(300))
+    object_key: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer().with_variant(BigInteger(), "postgresql"))
+    file_format: Mapped[str] = mapped_column(String(30))
+    axes: Mapped[str] = mapped_column(String(10))
+    shape: Mapped[list[Any]] = mapped_column(JSON)
+    dtype: Mapped[str] = mapped_column(String(20))
+    pixel_size_um: Mapped[float] = mapped_column(Float)
+    pixel_size_source: Mapped[str] = mapped_column(String(30))
+    z_step_um: Mapped[float | None] = mapped_column(Float, nullable=True)
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Pair(Base):
+    """The LQ and HQ images of one field, their alignment and the quality gate's verdict."""
+
+    __tablename__ = "pairs"
+    __table_args__ = (UniqueConstraint("pairing_id", "field_id", name="uq_pair_field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    field_id: Mapped[str] = mapped_column(String(100))
+    lq_image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    hq_image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    status: Mapped[PairStatus] = mapped_column(_enum(PairStatus, "pair_status"))
+    reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    transform: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    lq_aligned_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    lq_aligned_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hq_aligned_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    hq_aligned_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    preview_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    accepted_manually_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    lq_image: Mapped[Image] = relationship(foreign_keys=[lq_image_id])
+    hq_image: Mapped[Image] = relationship(foreign_keys=[hq_image_id])
+
+
+class Dataset(Base):
+    """An immutable snapshot of a pairing's accepted pairs, split by field."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer)
+    fractions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    members: Mapped[list[DatasetMember]] = relationship(
+        back_populates="dataset", order_by="DatasetMember.field_id", cascade="all, delete-orphan"
+    )
+
+
+class DatasetMember(Base):
+    __tablename__ = "dataset_members"
+    __table_args__ = (UniqueConstraint("dataset_id", "field_id", name="uq_member_field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
+    field_id: Mapped[str] = mapped_column(String(100))
+    split: Mapped[Split] = mapped_column(_enum(Split, "split"))
+    lq_image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    hq_image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    lq_aligned_key: Mapped[str] = mapped_column(String(500))
+    lq_aligned_sha256: Mapped[str] = mapped_column(String(64))
+    hq_aligned_key: Mapped[str] = mapped_column(String(500))
+    hq_aligned_sha256: Mapped[str] = mapped_column(String(64))
+
+    dataset: Mapped[Dataset] = relationship(back_populates="members")
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class TrainingJob(Base):
+    """One training run of a pairing's generator on a dataset snapshot."""
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    preset: Mapped[str] = mapped_column(String(30))
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[float | None] = mapped_column(Float, nullable=True)
+    state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    started_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    worker_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    checkpoint_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checkpoint_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    resumed_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ModelVersion(Base):
+    """A trained generator, numbered per pairing, immutable, with its lineage and scores."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("pairing_id", "number", name="uq_version_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id"), unique=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    dataset_digest: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    software: Mapped[dict[str, Any]] = mapped_column(JSON)
+    training: Mapped[dict[str, Any]] = mapped_column(JSON)
+    device: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    model_key: Mapped[str] = mapped_column(String(500))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    report_key: Mapped[str] = mapped_column(String(500))
+    report_sha256: Mapped[str] = mapped_column(String(64))
+    report_png_key: Mapped[str] = mapped_column(String(500))
+    report_png_sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Alias(Base):
+    """A named pointer (production, staging) from a pairing to one of its versions."""
+
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("pairing_id", "name", name="uq_alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    name: Mapped[str] = mapped_column(String(30))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AliasEvent(Base):
+    """The audit log of alias moves: who moved which alias from which version to which."""
+
+    __tablename__ = "alias_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(30))
+    from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_version: Mapped[int] = mapped_column(Integer)
+    principal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    override_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EnhancementJob(Base):
+    """A request to enhance one or more wide-field images with one version."""
+
+    __tablename__ = "enhancement_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    out_dtype: Mapped[str] = mapped_column(String(10))
+    ensemble: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"))
+    requested_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    worker_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    items: Mapped[list[EnhancementItem]] = relationship(
+        back_populates="job", order_by="EnhancementItem.id", cascade="all, delete-orphan"
+    )
+
+
+class EnhancementItem(Base):
+    """One input image of an enhancement job and its output."""
+
+    __tablename__ = "enhancement_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("enhancement_jobs.id", ondelete="CASCADE"), index=True
+    )
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), nullable=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    input_key: Mapped[str] = mapped_column(String(500))
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_shape: Mapped[list[Any]] = mapped_column(JSON)
+    input_axes: Mapped[str] = mapped_column(String(10))
+    pixel_size_um: Mapped[float] = mapped_column(Float)
+    cache_key: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"))
+    reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    output_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    output_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    output_size: Mapped[int | None] = mapped_column(
+        Integer().with_variant(BigInteger(), "postgresql"), nullable=True
+    )
+    preview_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    job: Mapped[EnhancementJob] = relationship(back_populates="items")

@@ -200,7 +200,7 @@ def enhance(model_path: str | os.PathLike, input_path: str | os.PathLike,
     n_planes = arr.shape[0] if axes.startswith("Z") else 1
     yx = arr.shape[-2:]
     total = n_planes * (8 if ensemble else 1) * count_tiles(
-        yx, 2 ** c.depth, receptive_field_margin(c), c.tile_size)
+        yx, c.multiple, receptive_field_margin(c), c.tile_size)
     with tqdm(total=total, unit="tile", desc="enhancing") as bar:
         out = model.predict(arr, axes=axes, ensemble=ensemble, out_dtype=out_dtype,
                             progress=bar.update)

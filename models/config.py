@@ -29,6 +29,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("constant", "cosine")
 UPSAMPLING = ("nearest", "bilinear")
 FINAL_ACTIVATIONS = ("leaky_relu", "linear")
+STEMS = ("none", "space_to_depth")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,12 @@ class Config:
         ``n_channels`` (None: taken from the training data), ``base_filters``, ``depth`` (number of
         down-sampling blocks), ``convs_per_block``, ``max_filters`` (cap on filters per level),
         ``upsampling``, ``final_activation`` (paper: LeakyReLU), ``residual_output`` (add the input
-        to the output; the network then learns a correction), ``leaky_slope``.
+        to the output; the network then learns a correction), ``leaky_slope``, ``stem``
+        (``"none"``: the U-Net's first level works at full resolution as in the paper;
+        ``"space_to_depth"``: the image is first rearranged into 2 × 2 pixel blocks stacked as
+        channels, the U-Net runs at half resolution and its output is rearranged back – a
+        cheaper full-resolution stage, as in FFDNet; the input is still added at full
+        resolution with ``residual_output``).
     Discriminator (paper eq. 1)
         ``disc_filters``, ``disc_blocks``, ``disc_convs_per_block``, ``disc_max_filters``,
         ``disc_dense_units``.
@@ -73,6 +79,7 @@ class Config:
     final_activation: str = "linear"
     residual_output: bool = True
     leaky_slope: float = 0.1
+    stem: str = "none"
     # discriminator
     disc_filters: int = 16
     disc_blocks: int = 10
@@ -157,9 +164,11 @@ class Config:
         need(0 <= self.adam_beta_1 < 1, "adam_beta_1", "must be in [0, 1)")
         need(0 <= self.adam_beta_2 < 1, "adam_beta_2", "must be in [0, 1)")
         need(1 <= self.batch_size <= 1024, "batch_size", "must be between 1 and 1024")
-        mult = 2 ** self.depth
+        need(self.stem in STEMS, "stem", f"must be one of {STEMS}")
+        mult = self.multiple
         need(self.patch_size >= max(16, mult) and self.patch_size % mult == 0, "patch_size",
-             f"must be >= 16 and a multiple of 2**depth = {mult}")
+             f"must be >= 16 and a multiple of {mult} (2**depth, x2 with a space_to_depth "
+             f"stem)")
         need(self.patch_size >= self.ssim_filter_size, "patch_size",
              "must be at least ssim_filter_size")
         need(self.steps >= 1, "steps", "must be >= 1")
@@ -178,8 +187,14 @@ class Config:
         need(0 <= self.seed < 2**31, "seed", "must be in [0, 2**31)")
         need(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}")
         need(self.tile_size >= 64 and self.tile_size % mult == 0, "tile_size",
-             f"must be >= 64 and a multiple of 2**depth = {mult}")
+             f"must be >= 64 and a multiple of {mult}")
         need(1 <= self.tile_batch <= 64, "tile_batch", "must be between 1 and 64")
+
+    @property
+    def multiple(self) -> int:
+        """Image sides the generator takes must be multiples of this (``2**depth``, doubled by
+        a ``space_to_depth`` stem)."""
+        return 2 ** (self.depth + (self.stem == "space_to_depth"))
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -194,7 +194,7 @@ class EnhancementModel:
             raise ValueError(f"the model takes {self.n_channels} channel(s); the image has "
                              f"{planes.shape[1]} (shape {arr.shape}, axes {axes})")
         c = self.config
-        kw = dict(multiple=2 ** c.depth, margin=receptive_field_margin(c),
+        kw = dict(multiple=c.multiple, margin=receptive_field_margin(c),
                   tile_size=tile_size or c.tile_size, overlap=overlap,
                   batch_size=batch_size or c.tile_batch, ensemble=ensemble, progress=progress)
         out = np.empty(planes.shape, np.float32)

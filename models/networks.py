@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from .config import Config
@@ -31,12 +32,43 @@ class _Seeds:
         return keras.initializers.GlorotUniform(seed=self._base + next(self._c))
 
 
+@keras.saving.register_keras_serializable(package="pairscope")
+class SpaceToDepth(layers.Layer):
+    """``(N, H, W, C) -> (N, H/b, W/b, b·b·C)``: each ``b × b`` pixel block becomes channels."""
+
+    def __init__(self, block: int = 2, **kw) -> None:
+        super().__init__(**kw)
+        self.block = int(block)
+
+    def call(self, x):
+        return tf.nn.space_to_depth(x, self.block)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "block": self.block}
+
+
+@keras.saving.register_keras_serializable(package="pairscope")
+class DepthToSpace(layers.Layer):
+    """The inverse of :class:`SpaceToDepth`."""
+
+    def __init__(self, block: int = 2, **kw) -> None:
+        super().__init__(**kw)
+        self.block = int(block)
+
+    def call(self, x):
+        return tf.nn.depth_to_space(x, self.block)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "block": self.block}
+
+
 def _filters(base: int, level: int, cap: int) -> int:
     return int(min(base * 2**level, cap))
 
 
 def build_generator(config: Config, n_channels: int, policy: str = "float32",
-                    seed: int | None = None) -> keras.Model:
+                    seed: int | None = None,
+                    input_hw: tuple[int, int] | None = None) -> keras.Model:
     """The residual U-Net generator (paper eq. 3–4).
 
     ``depth`` down-sampling blocks, each ``convs_per_block`` × [Conv2D 3×3 + LeakyReLU] plus the
@@ -45,7 +77,13 @@ def build_generator(config: Config, n_channels: int, policy: str = "float32",
     up-sampling blocks (up-sample, concatenate the skip, ``convs_per_block`` × [Conv2D +
     LeakyReLU]); a final 1×1 convolution to ``n_channels`` (+ LeakyReLU as in the paper when
     ``final_activation == "leaky_relu"``), and, with ``residual_output``, the input added to the
-    result. Fully convolutional: any spatial size that is a multiple of ``2**depth``.
+    result. Fully convolutional: any spatial size that is a multiple of ``config.multiple``
+    (``input_hw`` fixes the spatial size, e.g. to count FLOPs with :func:`conv_flops`).
+
+    With ``stem == "space_to_depth"`` the U-Net above runs on the image rearranged into 2 × 2
+    pixel blocks (4·C channels at half resolution) and its final convolution produces 4·C
+    channels that are rearranged back to full resolution before the activation and the residual
+    addition (a cheaper full-resolution stage, as in FFDNet).
     """
     seeds = _Seeds(config.seed if seed is None else seed)
     slope = config.leaky_slope
@@ -57,8 +95,10 @@ def build_generator(config: Config, n_channels: int, policy: str = "float32",
             x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name=f"{name}_act{i}")(x)
         return x
 
-    inp = keras.Input(shape=(None, None, n_channels), name="lq")
-    x = inp
+    hw = (None, None) if input_hw is None else tuple(int(v) for v in input_hw)
+    inp = keras.Input(shape=(*hw, n_channels), name="lq")
+    s2d = config.stem == "space_to_depth"
+    x = SpaceToDepth(2, dtype=policy, name="stem_s2d")(inp) if s2d else inp
     skips = []
     for level in range(config.depth):
         f = _filters(config.base_filters, level, config.max_filters)
@@ -76,8 +116,10 @@ def build_generator(config: Config, n_channels: int, policy: str = "float32",
                                 name=f"up{level}_upsample")(x)
         x = layers.Concatenate(dtype=policy, name=f"up{level}_concat")([x, skips[level]])
         x = conv_block(x, f, config.convs_per_block, f"up{level}")
-    out = layers.Conv2D(n_channels, 1, kernel_initializer=seeds.glorot(), dtype="float32",
-                        name="final_conv")(x)
+    out = layers.Conv2D(n_channels * (4 if s2d else 1), 1, kernel_initializer=seeds.glorot(),
+                        dtype="float32", name="final_conv")(x)
+    if s2d:
+        out = DepthToSpace(2, dtype="float32", name="stem_d2s")(out)
     if config.final_activation == "leaky_relu":
         out = layers.LeakyReLU(negative_slope=slope, dtype="float32", name="final_act")(out)
     if config.residual_output:
@@ -150,7 +192,8 @@ def receptive_field_margin(config: Config) -> int:
     scale, every 2×2 average pooling one pixel at the finer scale, every up-sampling one pixel at
     the coarser scale (nearest-neighbour rounding, or the bilinear support). A tile whose
     borders lie at least this far from the pixels taken from it reproduces the whole-image
-    prediction up to floating-point rounding.
+    prediction up to floating-point rounding. A ``space_to_depth`` stem doubles the margin
+    (plus one pixel for the 2 × 2 block).
     """
     r, j = 0, 1
     for _ in range(config.depth):
@@ -162,7 +205,27 @@ def receptive_field_margin(config: Config) -> int:
         r += j  # up-sampling rounding / support at the coarse scale
         j //= 2
         r += config.convs_per_block * j
+    if config.stem == "space_to_depth":
+        r = 2 * r + 1
     return int(r)
+
+
+def conv_flops(model: keras.Model) -> int:
+    """Floating-point operations (2 per multiply-add) of the convolutions and dense layers of a
+    model built with static spatial shapes (``build_generator(..., input_hw=...)`` or the
+    discriminator), for one image; element-wise layers are not counted."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            if h is None or w is None:
+                raise ValueError("conv_flops needs a model with static spatial shapes")
+            total += 2 * int(kh) * int(kw) * int(cin) * int(cout) * int(h) * int(w)
+        elif isinstance(layer, layers.Dense):
+            cin, cout = layer.kernel.shape
+            total += 2 * int(cin) * int(cout)
+    return int(total)
 
 
 def count_params(model: keras.Model) -> int:

@@ -89,9 +89,11 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, str]:
 
 def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, axes: str,
                    name: str | None = None, annotations: dict[str, Any] | None = None,
-                   description: str | None = None) -> str:
+                   description: str | None = None,
+                   physical_size_um: float | None = None, z_step_um: float | None = None) -> str:
     """Write ``array`` as an OME-TIFF atomically (temporary file + rename).
 
+    ``physical_size_um`` / ``z_step_um`` become the OME physical pixel sizes.
     ``annotations`` are stored as an OME ``MapAnnotation`` (namespace ``pairscope``) and, with
     ``description``, as JSON in the OME ``Description``.
     """
@@ -102,6 +104,11 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, axes: str,
     if not os.path.isdir(parent):
         raise ScienceInputError(f"{path}: the output folder {parent} does not exist")
     meta: dict[str, Any] = {"axes": axes}
+    if physical_size_um:
+        meta.update(PhysicalSizeX=physical_size_um, PhysicalSizeXUnit="µm",
+                    PhysicalSizeY=physical_size_um, PhysicalSizeYUnit="µm")
+    if z_step_um and "Z" in axes:
+        meta.update(PhysicalSizeZ=z_step_um, PhysicalSizeZUnit="µm")
     if name:
         meta["Name"] = name
     if annotations:

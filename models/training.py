@@ -184,7 +184,7 @@ class Trainer:
     def predict_normalized(self, image_cyx: np.ndarray, ensemble: bool = False) -> np.ndarray:
         c = self.config
         hwc = np.moveaxis(image_cyx, 0, -1)
-        out = predict_image(self.predict_fn, hwc, multiple=2 ** c.depth,
+        out = predict_image(self.predict_fn, hwc, multiple=c.multiple,
                             margin=receptive_field_margin(c), tile_size=c.tile_size,
                             batch_size=c.tile_batch, ensemble=ensemble)
         return np.moveaxis(out, -1, 0)

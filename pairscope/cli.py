@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pairscope import __version__
 
@@ -36,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     worker: subprocess.Popen[bytes] | None = None
     if settings.serve_worker and not args.no_worker:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pairscope", "worker", "--queues", ALL_QUEUES],
+            [sys.executable, "-m", "pairscope", "worker", "--queues", ALL_QUEUES, "--beat"],
             env=os.environ.copy(),
         )
     with make_session_factory(make_engine(settings))() as session:
@@ -68,14 +69,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from worker.app import app
+    from worker.devices import count_gpus
 
     settings = _settings()
+    concurrency = args.concurrency
+    if concurrency is None:  # one training at a time per GPU; one process otherwise
+        concurrency = max(1, count_gpus()) if "train" in args.queues.split(",") else 1
     argv = [
         "worker",
         "--queues",
         args.queues,
         "--concurrency",
-        str(args.concurrency),
+        str(concurrency),
         "--loglevel",
         args.loglevel,
         "--hostname",
@@ -83,6 +88,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     ]
     if settings.uses_embedded_broker:
         argv += ["--without-mingle", "--without-gossip"]
+    if args.beat:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", "--schedule", str(settings.data_dir.resolve() / "beat-schedule")]
     app.worker_main(argv)
     return 0
 
@@ -159,6 +167,32 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upload(args: argparse.Namespace) -> int:
+    from pairscope.client import Client, ClientError
+    from pairscope.upload import upload_folder
+
+    try:
+        counts = upload_folder(
+            Client(args.url, args.key),
+            args.pairing,
+            args.side,
+            Path(args.folder),
+            Path(args.mapping) if args.mapping else None,
+            wait_s=args.wait,
+        )
+    except ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if not counts.get("rejected") else 1
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", help="service URL (default $PAIRSCOPE_URL or http://127.0.0.1:8000)"
+    )
+    parser.add_argument("--key", help="API key (default $PAIRSCOPE_API_KEY)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pairscope", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pairscope {__version__}")
@@ -172,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run a Celery worker")
     worker.add_argument("--queues", default=ALL_QUEUES, help=f"comma-separated ({ALL_QUEUES})")
-    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--concurrency", type=int, help="default: one per GPU for train, else 1")
+    worker.add_argument(
+        "--beat",
+        action="store_true",
+        help="also run the periodic checks (stale jobs); one per deployment",
+    )
     worker.add_argument("--loglevel", default="info")
     worker.add_argument("--name", default="pairscope")
     worker.set_defaults(func=cmd_worker)
@@ -191,6 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--country", default="unspecified", help="for a new institution")
     key.add_argument("--contact-email", default="", help="for a new institution")
     key.set_defaults(func=cmd_create_key)
+
+    upload = sub.add_parser("upload", help="upload every TIFF of a folder to one side of a pairing")
+    upload.add_argument("--pairing", type=int, required=True)
+    upload.add_argument("--side", choices=["lq", "hq"], required=True)
+    upload.add_argument("folder")
+    upload.add_argument("--mapping", help="CSV with columns filename,field_id")
+    upload.add_argument(
+        "--wait", type=float, default=120, help="seconds to wait for alignment before the summary"
+    )
+    _client_options(upload)
+    upload.set_defaults(func=cmd_upload)
 
     train = sub.add_parser("train-local", help="train a generator from two folders, no server")
     train.add_argument("--lq", required=True)

@@ -4,6 +4,7 @@ server over HTTP, and real `pairscope` subprocesses."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -138,3 +139,34 @@ def s3_bucket(s3_endpoint: str) -> Iterator[str]:
     for obj in objects:
         client.delete_object(Bucket=name, Key=obj["Key"])
     client.delete_bucket(Bucket=name)
+
+
+DATA_DIR = Path(os.environ.get("PAIRSCOPE_TEST_DATA", REPO.parent / "shared" / "data"))
+W2S = DATA_DIR / "w2s-widefield-denoise"
+
+
+def settings_env(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The environment a subprocess needs to see exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRSCOPE_")}
+    for name, value in settings.model_dump().items():
+        if value is not None and value != "":
+            env[f"PAIRSCOPE_{name.upper()}"] = str(value)
+    return env
+
+
+@contextlib.contextmanager
+def running_worker(settings, queues: str, log_path: Path, name: str = "test"):  # type: ignore[no-untyped-def]
+    """A real `pairscope worker` process on the given queues, stopped afterwards."""
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pairscope", "worker", "--queues", queues, "--name", name],
+        env=settings_env(settings),
+        cwd=log_path.parent,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        stop(process)
+        log.close()

@@ -7,15 +7,23 @@ from functools import lru_cache
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.celery_config import celery_config
+from api.celery_config import REAP_STALE_JOBS, celery_config
 from api.db import make_engine, make_session_factory
 from api.settings import get_settings
 from api.storage import ObjectStore, make_store
 
 
 def create_celery() -> Celery:
+    settings = get_settings()
     app = Celery("pairscope", include=["worker.tasks"])
-    app.conf.update(celery_config(get_settings()))
+    app.conf.update(celery_config(settings))
+    # Look for stale jobs twice per stale period, so a dead worker's job waits at most 1.5×.
+    app.conf.beat_schedule = {
+        "reap-stale-jobs": {
+            "task": REAP_STALE_JOBS,
+            "schedule": max(1.0, settings.job_stale_after_s / 2),
+        },
+    }
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -52,8 +53,10 @@ def backend_settings(
 
 @pytest.fixture
 def settings(backend_settings: Settings) -> Iterator[Settings]:
-    """The backend's settings, with every table emptied after the test."""
+    """The backend's settings, with every table and the object store emptied after the test."""
     yield backend_settings
+    for folder in (backend_settings.resolved_objects_dir, backend_settings.data_dir / "tmp"):
+        shutil.rmtree(folder, ignore_errors=True)
     engine = make_engine(backend_settings)
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
@@ -80,7 +83,8 @@ class Network:
         return {} if who is None else {"Authorization": f"Bearer {self.keys[who]}"}
 
     def call(self, method: str, path: str, who: str | None = "admin", **kwargs):  # type: ignore[no-untyped-def]
-        return self.client.request(method, path, headers=self.headers(who), **kwargs)
+        headers = {**self.headers(who), **kwargs.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
 
 
 def make_key(settings: Settings, institution: str, role: Role) -> tuple[int, str]:

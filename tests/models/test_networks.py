@@ -5,6 +5,7 @@ from models.config import Config
 from models.networks import (
     build_discriminator,
     build_generator,
+    conv_flops,
     count_params,
     discriminator_strides,
     receptive_field_margin,
@@ -13,7 +14,9 @@ from models.networks import (
 
 def expected_generator_params(c: Config, n: int) -> int:
     f = [min(c.base_filters * 2**level, c.max_filters) for level in range(c.depth + 1)]
-    total, cin = 0, n
+    s2d = c.stem == "space_to_depth"
+    n_in = n_out = 4 * n if s2d else n
+    total, cin = 0, n_in
     for level in range(c.depth):
         fl = f[level]
         total += 9 * cin * fl + fl + (c.convs_per_block - 1) * (9 * fl * fl + fl)
@@ -26,7 +29,7 @@ def expected_generator_params(c: Config, n: int) -> int:
         fl = f[level]
         total += 9 * (prev + fl) * fl + fl + (c.convs_per_block - 1) * (9 * fl * fl + fl)
         prev = fl
-    return total + f[0] * n + n
+    return total + f[0] * n_out + n_out
 
 
 def expected_discriminator_params(c: Config, n: int) -> int:
@@ -50,6 +53,29 @@ def test_generator_shape_and_parameter_count(preset):
         assert g(x).shape == (2, 48, 64, 3)
 
 
+def test_space_to_depth_stem_shape_count_and_flops():
+    c = Config.preset("tiny", stem="space_to_depth")
+    assert c.multiple == 2 ** (c.depth + 1)
+    g = build_generator(c, 3)
+    assert count_params(g) == expected_generator_params(c, 3)
+    x = np.random.default_rng(0).random((2, 48, 64, 3), dtype=np.float32)
+    assert g(x).shape == (2, 48, 64, 3)
+    full = build_generator(Config.preset("tiny"), 3, input_hw=(64, 64))
+    half = build_generator(c, 3, input_hw=(64, 64))
+    # the stem runs the same U-Net on a quarter of the pixels (4x the input/output channels)
+    assert conv_flops(half) < conv_flops(full) / 2
+    with pytest.raises(ValueError, match="patch_size"):
+        Config.preset("tiny", stem="space_to_depth", patch_size=36)
+
+
+def test_conv_flops_counts_multiply_adds_twice():
+    c = Config.preset("tiny", depth=1, convs_per_block=1, base_filters=2, max_filters=2)
+    g = build_generator(c, 1, input_hw=(8, 8))
+    # down0: 3x3 1->2 at 8², proj 1x1 1->2; bottom 3x3 2->2 at 4²; up0 3x3 4->2 at 8²; final 2->1
+    macs = 64 * 9 * 1 * 2 + 64 * 1 * 2 + 16 * 9 * 2 * 2 + 64 * 9 * 4 * 2 + 64 * 2 * 1
+    assert conv_flops(g) == 2 * macs
+
+
 @pytest.mark.parametrize(
     "preset,patch,n_strided",
     [("tiny", 32, 2), ("cpu-small", 128, 4), ("paper", 256, 5), ("paper", 128, 4)],
@@ -70,15 +96,17 @@ def test_discriminator_shape_strides_and_count(preset, patch, n_strided):
         assert d(x).shape == (4, 1)
 
 
-@pytest.mark.parametrize("depth,convs", [(2, 1), (3, 2)])
-def test_receptive_field_margin_bounds_the_influence(depth, convs):
+@pytest.mark.parametrize("depth,convs,stem", [(2, 1, "none"), (3, 2, "none"),
+                                             (2, 1, "space_to_depth")])
+def test_receptive_field_margin_bounds_the_influence(depth, convs, stem):
     c = Config.preset(
-        "tiny", depth=depth, convs_per_block=convs, base_filters=4, max_filters=16, patch_size=32
+        "tiny", depth=depth, convs_per_block=convs, base_filters=4, max_filters=16, patch_size=32,
+        stem=stem,
     )
     g = build_generator(c, 1)
     m = receptive_field_margin(c)
     size = 2 * m + 64
-    size += (-size) % (2**depth)
+    size += (-size) % c.multiple
     x0 = np.zeros((1, size, size, 1), np.float32)
     x1 = x0.copy()
     cy = cx = size // 2

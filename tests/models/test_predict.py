@@ -31,23 +31,25 @@ def _fn(config, n=3):
     return lambda x: np.asarray(g(x, training=False))
 
 
-@pytest.mark.parametrize("depth,convs", [(2, 1), (3, 2)])
-def test_tiled_equals_untiled(depth, convs):
-    c = Config.preset("tiny", depth=depth, convs_per_block=convs, base_filters=6)
+@pytest.mark.parametrize("depth,convs,stem", [(2, 1, "none"), (3, 2, "none"),
+                                             (2, 1, "space_to_depth")])
+def test_tiled_equals_untiled(depth, convs, stem):
+    c = Config.preset("tiny", depth=depth, convs_per_block=convs, base_filters=6, stem=stem)
     fn = _fn(c)
     m = receptive_field_margin(c)
+    mult = c.multiple
     rng = np.random.default_rng(0)
-    ov = default_overlap(m, 2**depth)
-    # bigger than one tile; not a multiple of 2**depth in x
+    ov = default_overlap(m, mult)
+    # bigger than one tile; not a multiple of the network's multiple in x
     img = rng.random((max(232, 3 * ov + 8), max(202, 3 * ov - 30), 3)).astype(np.float32)
-    whole = predict_image(fn, img, multiple=2**depth, margin=m, tile_size=1024)
+    whole = predict_image(fn, img, multiple=mult, margin=m, tile_size=1024)
     shapes = []
 
     def spy(x):
         shapes.append(x.shape)
         return fn(x)
 
-    tiled = predict_image(spy, img, multiple=2**depth, margin=m, tile_size=128, batch_size=3)
+    tiled = predict_image(spy, img, multiple=mult, margin=m, tile_size=128, batch_size=3)
     cap = max(128, 2 * ov)
     assert len(shapes) > 1 and max(s[1] for s in shapes) <= cap  # bounded tiles, batched
     assert shapes[0][0] == 3

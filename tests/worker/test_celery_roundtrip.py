@@ -17,7 +17,7 @@ from api.main import create_app
 from api.migrate import upgrade
 from api.settings import Settings
 from tests.api.conftest import microscope_body
-from tests.conftest import free_port, stop, wait_for_http
+from tests.conftest import stop
 
 PAIRSCOPE = [sys.executable, "-m", "pairscope"]
 
@@ -69,47 +69,19 @@ def check_report(report: dict) -> None:
     assert body["channels"][0]["lq_resolution_um"] == pytest.approx(0.61 * 0.461 / 1.4, abs=1e-3)
 
 
-def test_embedded_broker_with_the_worker_serve_starts(tmp_path: Path) -> None:
-    env = {**os.environ, "PAIRSCOPE_DATA_DIR": str(tmp_path / "var")}
-    env.pop("PAIRSCOPE_DATABASE_URL", None)
-    env.pop("PAIRSCOPE_BROKER_URL", None)
-    key = subprocess.run(
-        [*PAIRSCOPE, "admin", "create-key", "--institution", "Operations"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    token = key.stdout.strip()
-    assert token.startswith("psk_") and "shown once" in key.stderr
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [*PAIRSCOPE, "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz", timeout=90, process=server)
-        with httpx.Client(base_url=base, timeout=10) as client:
-            ready = client.get("/readyz").json()
-            assert ready["status"] == "ready", ready
-            assert ready["checks"]["broker"]["detail"].startswith("filesystem")
-            headers = {"Authorization": f"Bearer {token}"}
-            pairing_id = seed_pairing(client, headers)
-            queued = client.post(f"/api/v1/pairings/{pairing_id}/readiness", headers=headers)
-            assert queued.status_code == 202 and queued.json()["state"] == "queued"
-            check_report(wait_for_report(client, headers, pairing_id, queued.json()["id"]))
-    finally:
-        stop(server)
-        log.close()
-    output = (tmp_path / "serve.log").read_text()
-    assert f"http://127.0.0.1:{port}" in output and "worker   : started" in output
+def test_embedded_broker_with_the_worker_serve_starts(embedded_service) -> None:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=embedded_service.url, timeout=10) as client:
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready", ready
+        assert ready["checks"]["broker"]["detail"].startswith("filesystem")
+        assert str(embedded_service.home / "var") in ready["checks"]["database"]["detail"]
+        headers = {"Authorization": f"Bearer {embedded_service.admin_key}"}
+        pairing_id = seed_pairing(client, headers)
+        queued = client.post(f"/api/v1/pairings/{pairing_id}/readiness", headers=headers)
+        assert queued.status_code == 202 and queued.json()["state"] == "queued"
+        check_report(wait_for_report(client, headers, pairing_id, queued.json()["id"]))
+    output = embedded_service.log.read_text()
+    assert embedded_service.url in output and "worker   : started" in output
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
