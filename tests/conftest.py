@@ -155,15 +155,24 @@ def settings_env(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 @contextlib.contextmanager
-def running_worker(settings, queues: str, log_path: Path, name: str = "test"):  # type: ignore[no-untyped-def]
-    """A real `pairscope worker` process on the given queues, stopped afterwards."""
+def running_worker(
+    settings,
+    queues: str,
+    log_path: Path,
+    name: str = "test",  # type: ignore[no-untyped-def]
+    beat: bool = False,
+):
+    """A real `pairscope worker` process on the given queues (in its own process group, so a
+    test can kill it and its pool at once), stopped afterwards."""
     log = log_path.open("wb")
+    command = [sys.executable, "-m", "pairscope", "worker", "--queues", queues, "--name", name]
     process = subprocess.Popen(
-        [sys.executable, "-m", "pairscope", "worker", "--queues", queues, "--name", name],
+        command + (["--beat"] if beat else []),
         env=settings_env(settings),
         cwd=log_path.parent,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield process

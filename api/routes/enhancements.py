@@ -17,7 +17,7 @@ from api.errors import ApiError, field_error
 from api.registry import paginate
 from api.schemas import EnhanceByIds, EnhancementJobOut, Page
 from api.tables import EnhancementItem, EnhancementJob, ModelVersion
-from api.upload_stream import receive_files
+from api.upload_stream import ReceivedFile, receive_files
 
 router = APIRouter(prefix="/pairings/{pairing_id}/enhancements", tags=["enhancements"])
 
@@ -90,7 +90,11 @@ async def enhance(
     (JSON `image_ids`). Only the wide-field institution and admins may."""
     pairing = access.get_pairing(session, principal, pairing_id)
     enhancements.require_lq_side(principal, pairing)
-    uploads = []
+    uploads: list[ReceivedFile] = []
+    fields: dict[str, str] = {}
+    ids: list[int] = []
+    version: int | None = None
+    out_dtype, ensemble = "float32", False
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             body = EnhanceByIds.model_validate_json(await request.body())
@@ -110,11 +114,11 @@ async def enhance(
             )
         except MultipartParseError as exc:
             raise ApiError(400, "bad_request", f"the multipart body is malformed ({exc})") from exc
-        ids = []
-        version = _form_int(fields, "version")
-        out_dtype = fields.get("out_dtype", "float32")
-        ensemble = fields.get("ensemble", "false").lower() in ("1", "true", "yes")
     try:
+        if uploads:  # multipart: the options came as form fields
+            version = _form_int(fields, "version")
+            out_dtype = fields.get("out_dtype", "float32")
+            ensemble = fields.get("ensemble", "false").lower() in ("1", "true", "yes")
         job = await run_in_threadpool(
             enhancements.create,
             session,
