@@ -219,6 +219,7 @@ class ReadinessOut(Orm):
     error: str | None
     worker_host: str | None
     created_at: datetime
+    started_at: datetime | None
     finished_at: datetime | None
 
 

@@ -39,6 +39,7 @@ def readiness_report(report_id: int) -> dict[str, Any]:
             return report.report
         report.state = TaskState.running
         report.worker_host = socket.gethostname()
+        report.started_at = utcnow()
         session.commit()
         try:
             result = pairing_readiness(session.get_one(Pairing, report.pairing_id))
