@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
 
 from api.db import make_engine, make_session_factory
 from api.dispatch import Dispatcher
@@ -23,6 +26,8 @@ from api.routes import (
 from api.settings import Settings, get_settings
 from api.storage import make_store
 from pairscope import __version__
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 DESCRIPTION = """
 Pairscope pairs low-end wide-field microscopes with high-end reference microscopes at other
@@ -58,4 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1.include_router(module.router)
     app.include_router(health.router)
     app.include_router(v1)
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        """A small page: pairings, training progress and curves, versions and their reports."""
+        return FileResponse(STATIC / "index.html")
+
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
 from api import access, training_jobs
@@ -88,6 +88,17 @@ def get_training_job(
     settings: SettingsDep,
 ) -> TrainingJobOut:
     return _out(session, _get(session, principal, pairing_id, job_id), settings)
+
+
+@router.get("/{job_id}/curves.png", response_class=Response)
+def training_curves(
+    pairing_id: int, job_id: int, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    """Loss and validation PSNR/SSIM against step, drawn from the job's history."""
+    from models.figures import curves_png
+
+    job = _get(session, principal, pairing_id, job_id)
+    return Response(curves_png(job.history or []), media_type="image/png")
 
 
 @router.post("/{job_id}/cancel")

@@ -68,3 +68,9 @@ def test_openapi_documents_the_registry(client: TestClient) -> None:
     ):
         assert path in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_dashboard_page_is_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "Training jobs" in page.text and "/api/v1" in page.text

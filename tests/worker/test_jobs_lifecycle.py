@@ -66,6 +66,9 @@ def test_time_budget_ends_training_normally(trained) -> None:  # type: ignore[no
     job = flow.wait_job(net, job["id"])
     assert job["state"] == "succeeded" and job["reason"] == "the time budget ended training"
     assert 0 < job["progress"]["step"] < 100_000 and job["version"] is not None
+    assert len(job["history"]) >= 2 and job["history"][-1]["step"] > job["history"][0]["step"]
+    curves = net.client.get(net.url(f"/training-jobs/{job['id']}/curves.png"), headers=net.lab)
+    assert curves.status_code == 200 and curves.content[:4] == b"\x89PNG"
 
 
 def test_quality_gate_override_and_rollback(trained) -> None:  # type: ignore[no-untyped-def]
