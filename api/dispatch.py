@@ -6,8 +6,10 @@ from functools import cached_property
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.orm import Session
 
 from api.celery_config import celery_config
+from api.errors import ApiError
 from api.settings import Settings
 
 
@@ -25,6 +27,20 @@ class Dispatcher:
 
     def send(self, name: str, *args: Any) -> str:
         return self.app.send_task(name, args=list(args)).id
+
+    def send_or_undo(self, session: Session, name: str, row: Any) -> None:
+        """Send the task for a row just committed; if the broker cannot be reached, delete the
+        row again and answer 503, so a failed request leaves nothing behind."""
+        try:
+            self.send(name, row.id)
+        except Exception as exc:
+            session.delete(row)
+            session.commit()
+            raise ApiError(
+                503,
+                "broker_unavailable",
+                f"the task queue cannot be reached; nothing was queued ({exc})",
+            ) from exc
 
     def check(self) -> str:
         """Raise if the broker cannot be reached; describe it otherwise."""

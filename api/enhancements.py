@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from api.celery_config import ENHANCE
 from api.dispatch import Dispatcher
 from api.errors import ApiError, field_error
+from api.ingest import check_image
 from api.storage import ObjectStore
 from api.tables import (
     EnhancementItem,
@@ -26,7 +27,6 @@ from api.tables import (
     Side,
     utcnow,
 )
-from api.tiff_inspect import ImageInfo, InvalidImage, inspect_tiff
 from api.upload_stream import ReceivedFile
 from api.versions import alias_target, get_version
 
@@ -67,23 +67,6 @@ def cache_key(input_sha256: str, version: ModelVersion, out_dtype: str, ensemble
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def check_upload(pairing: Pairing, received: ReceivedFile) -> ImageInfo:
-    channels = len(pairing.lq_microscope.channels)
-    try:
-        info = inspect_tiff(received.path, channels=channels)
-    except InvalidImage as exc:
-        raise ApiError(422, "invalid_image", f"{received.filename}: {exc}") from exc
-    found = info.shape[info.axes.index("C")]
-    if found != channels:
-        raise ApiError(
-            422,
-            "invalid_image",
-            f"{received.filename}: has {found} channel(s) but the pairing's "
-            f"wide-field microscope has {channels}",
-        )
-    return info
-
-
 def create(
     session: Session,
     store: ObjectStore,
@@ -102,7 +85,7 @@ def create(
     if not uploads and not image_ids:
         raise field_error("files", "send at least one image file or image id")
     version = choose_version(session, pairing, version_number)
-    checked = [(received, check_upload(pairing, received)) for received in uploads]
+    checked = [(received, check_image(received, pairing.lq_microscope)) for received in uploads]
     stored_images = []
     for image_id in image_ids:
         image = session.scalar(

@@ -27,7 +27,7 @@ from api.tables import (
     Side,
     utcnow,
 )
-from api.tiff_inspect import InvalidImage, inspect_tiff
+from api.tiff_inspect import ImageInfo, InvalidImage, inspect_tiff
 from api.upload_stream import ReceivedFile
 
 FIELD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -60,6 +60,25 @@ def require_side(principal: Principal, pairing: Pairing, side: Side) -> None:
 
 def _microscope(pairing: Pairing, side: Side) -> Microscope:
     return pairing.lq_microscope if side == Side.lq else pairing.hq_microscope
+
+
+def check_image(received: ReceivedFile, microscope: Microscope) -> ImageInfo:
+    """The whole file checked, and its channel count against the microscope's."""
+    channels = len(microscope.channels)
+    try:
+        info = inspect_tiff(received.path, channels=channels)
+    except InvalidImage as exc:
+        raise ApiError(422, "invalid_image", f"{received.filename}: {exc}") from exc
+    found = info.shape[info.axes.index("C")]
+    if found != channels:
+        names = ", ".join(c.name for c in microscope.channels)
+        raise ApiError(
+            422,
+            "invalid_image",
+            f"{received.filename}: has {found} channel(s) but microscope "
+            f"{microscope.name!r} has {channels} ({names})",
+        )
+    return info
 
 
 def object_key(pairing: Pairing, side: Side, institution_id: int, sha256: str) -> str:
@@ -97,20 +116,7 @@ def upload_image(
             "to replace it",
         )
     microscope = _microscope(pairing, side)
-    channels = len(microscope.channels)
-    try:
-        info = inspect_tiff(received.path, channels=channels)
-    except InvalidImage as exc:
-        raise ApiError(422, "invalid_image", f"{received.filename}: {exc}") from exc
-    found = info.shape[info.axes.index("C")]
-    if found != channels:
-        raise ApiError(
-            422,
-            "invalid_image",
-            f"{received.filename}: has {found} channel(s) but microscope "
-            f"{microscope.name!r} has {channels} "
-            f"({', '.join(c.name for c in microscope.channels)})",
-        )
+    info = check_image(received, microscope)
     warnings: list[str] = []
     pixel_size, source = microscope.pixel_size_um, "microscope"
     if info.pixel_size_um is not None:

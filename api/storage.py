@@ -39,6 +39,14 @@ class StoredObject:
     sha256: str
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class HashingReader:
     """Wraps a binary stream: counts bytes, hashes them and enforces a size limit while reading."""
 

@@ -71,16 +71,7 @@ def start(
     )
     session.add(job)
     session.commit()
-    try:
-        dispatcher.send(TRAIN, job.id)
-    except Exception as exc:
-        session.delete(job)
-        session.commit()
-        raise ApiError(
-            503,
-            "broker_unavailable",
-            f"the task queue cannot be reached; nothing was queued ({exc})",
-        ) from exc
+    dispatcher.send_or_undo(session, TRAIN, job)
     return job
 
 

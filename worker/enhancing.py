@@ -14,13 +14,13 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import session_scope
-from api.storage import ObjectStore
+from api.storage import ObjectStore, sha256_file
 from api.tables import EnhancementItem, EnhancementJob, JobState, ModelVersion, Pairing, utcnow
 from api.tiff_inspect import read_canonical
 from models.tiff_io import write_ome_tiff
 from pairscope import __version__
 from worker.devices import prepare_tensorflow
-from worker.objects import download_verified, put_bytes, sha256_file
+from worker.objects import download_verified, put_bytes
 from worker.previews import side_by_side_png
 
 _MODELS: OrderedDict[int, Any] = OrderedDict()

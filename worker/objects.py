@@ -17,14 +17,6 @@ class CorruptObject(Exception):
     """An object's bytes no longer match the hash recorded when it was stored."""
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_verified(store: ObjectStore, key: str, sha256: str, path: Path) -> Path:
     digest = hashlib.sha256()
     with path.open("wb") as out:

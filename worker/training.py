@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import session_scope
 from api.settings import Settings
-from api.storage import ObjectStore
+from api.storage import ObjectStore, sha256_file
 from api.tables import (
     Dataset,
     JobState,
@@ -37,7 +37,7 @@ from models.baselines import Optics
 from models.config import Config
 from pairscope import __version__
 from worker.devices import prepare_tensorflow
-from worker.objects import download_verified, put_bytes, sha256_file
+from worker.objects import download_verified, put_bytes
 from worker.progress import JobReporter
 
 SELF_METHOD = "generated"

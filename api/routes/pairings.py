@@ -69,14 +69,7 @@ def request_readiness(
     )
     session.add(report)
     session.commit()
-    try:
-        dispatcher.send(READINESS_REPORT, report.id)
-    except Exception as exc:
-        session.delete(report)
-        session.commit()
-        raise ApiError(
-            503, "broker_unavailable", f"the task queue cannot be reached: {exc}"
-        ) from exc
+    dispatcher.send_or_undo(session, READINESS_REPORT, report)
     return ReadinessOut.model_validate(report)
 
 
