@@ -21,9 +21,14 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed-run
 
-## Start API + one worker on http://127.0.0.1:8000 (SQLite, local objects, filesystem broker in ./var)
+## Start API + one worker on http://127.0.0.1:8000 (SQLite, local objects, filesystem broker in ./var);
+## on a fresh database, also issue the first admin key and run the demo once against it
 run: $(VENV)/.installed-run
-	$(BIN)/pairscope serve
+	$(BIN)/pairscope serve --demo
+
+## Run the demo again against the running service (another network beside the first)
+demo: $(VENV)/.installed-run
+	$(BIN)/pairscope demo
 
 ## Lint and run the whole test suite against the real PostgreSQL, Redis, moto S3 and workers
 test: $(VENV)/.installed-dev
@@ -37,4 +42,4 @@ lint: $(VENV)/.installed-dev
 bench-deps: $(VENV)/.installed-bench
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var demo-output

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +13,22 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 class ClientError(Exception):
-    """The service answered with an error; the message is the service's own."""
+    """The service answered with an error; the message is the service's own.
+
+    `status` and `error` keep the HTTP status and the service's error object (for example the
+    quality gate's figures) for callers that explain more than one line."""
+
+    def __init__(
+        self, message: str, status: int | None = None, error: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error or {}
+
+
+def service_url(url: str | None = None) -> str:
+    """The service's base URL from the flag, the environment or the default."""
+    return (url or os.environ.get("PAIRSCOPE_URL") or DEFAULT_URL).rstrip("/")
 
 
 class Client:
@@ -22,7 +38,7 @@ class Client:
         key = key or os.environ.get("PAIRSCOPE_API_KEY")
         if not key:
             raise ClientError("no API key: pass --key or set PAIRSCOPE_API_KEY")
-        self.url = (url or os.environ.get("PAIRSCOPE_URL") or DEFAULT_URL).rstrip("/")
+        self.url = service_url(url)
         self.http = httpx.Client(
             base_url=self.url + "/api/v1",
             timeout=timeout,
@@ -35,11 +51,7 @@ class Client:
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:300]
-            raise ClientError(f"{method} {path}: {response.status_code} {message}")
+            raise _error(method, path, response)
         return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -48,6 +60,9 @@ class Client:
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.request("POST", path, **kwargs).json()
 
+    def put(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PUT", path, **kwargs).json()
+
     def all_pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:
@@ -55,3 +70,35 @@ class Client:
             items += page["items"]
             if len(items) >= page["total"] or not page["items"]:
                 return items
+
+    def download(self, path: str, dest: Path) -> int:
+        """Stream a file to `dest` (written beside it, then renamed, so a broken transfer never
+        leaves a half file under the final name); returns the number of bytes."""
+        partial = dest.with_name(dest.name + ".partial")
+        try:
+            with self.http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error("GET", path, response)
+                size = 0
+                with partial.open("wb") as f:
+                    for chunk in response.iter_bytes(1 << 20):
+                        f.write(chunk)
+                        size += len(chunk)
+        except httpx.HTTPError as exc:
+            partial.unlink(missing_ok=True)
+            raise ClientError(f"cannot download {path} from {self.url}: {exc}") from exc
+        partial.replace(dest)
+        return size
+
+
+def _error(method: str, path: str, response: httpx.Response) -> ClientError:
+    error: dict[str, Any] = {}
+    try:
+        error = response.json()["error"]
+        message = error["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:300]
+    return ClientError(
+        f"{method} {path}: {response.status_code} {message}", response.status_code, error
+    )
