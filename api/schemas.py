@@ -399,6 +399,7 @@ class AliasOut(BaseModel):
 class AliasEventOut(Orm):
     id: int
     alias: str
+    action: str
     from_version: int | None
     to_version: int
     principal_id: int | None

@@ -397,6 +397,7 @@ class AliasEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id"), index=True)
     alias: Mapped[str] = mapped_column(String(30))
+    action: Mapped[str] = mapped_column(String(20), default="promote", server_default="promote")
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     to_version: Mapped[int] = mapped_column(Integer)
     principal_id: Mapped[int | None] = mapped_column(

@@ -77,6 +77,19 @@ def gate_figures(
     return not failures, figures
 
 
+def require_owner(principal: Principal, pairing: Pairing) -> None:
+    """Aliases choose what the wide-field lab's enhancements use: its keys and admins move them."""
+    if (
+        principal.role != Role.admin
+        and pairing.lq_microscope.institution_id != principal.institution_id
+    ):
+        raise ApiError(
+            403,
+            "forbidden",
+            "only the wide-field (LQ) institution of this pairing and admins may move its aliases",
+        )
+
+
 def move_alias(
     session: Session,
     principal: Principal,
@@ -85,6 +98,7 @@ def move_alias(
     version: ModelVersion,
     override_reason: str | None,
 ) -> Alias:
+    require_owner(principal, pairing)
     if name not in ALIASES:
         raise ApiError(
             404, "not_found", f"alias {name!r} does not exist; use {' or '.join(ALIASES)}"
@@ -140,17 +154,26 @@ def _record_move(
 
 
 def roll_back(session: Session, principal: Principal, pairing: Pairing, name: str) -> Alias:
-    """Move the alias back to where it pointed before its last move (that version passed the
-    gate when it was promoted, so the gate is not asked again)."""
-    last = session.scalar(
+    """Move the alias back to the version it pointed at before the current one was promoted.
+    Rolling back again goes further back, never forward (rollback moves are skipped). That
+    version passed the gate when it was promoted, so the gate is not asked again."""
+    require_owner(principal, pairing)
+    current = alias_target(session, pairing, name)
+    if current is None:
+        raise ApiError(409, "conflict", f"alias {name!r} points at no version")
+    promoted = session.scalar(
         select(AliasEvent)
-        .where(AliasEvent.pairing_id == pairing.id, AliasEvent.alias == name)
+        .where(
+            AliasEvent.pairing_id == pairing.id,
+            AliasEvent.alias == name,
+            AliasEvent.action == "promote",
+            AliasEvent.to_version == current.number,
+        )
         .order_by(AliasEvent.id.desc())
     )
-    if last is None or last.from_version is None:
+    if promoted is None or promoted.from_version is None:
         raise ApiError(409, "conflict", f"alias {name!r} has no earlier version to roll back to")
-    previous = get_version(session, pairing, last.from_version)
-    current = alias_target(session, pairing, name)
+    previous = get_version(session, pairing, promoted.from_version)
     return _record_move(
         session,
         principal,
@@ -158,7 +181,8 @@ def roll_back(session: Session, principal: Principal, pairing: Pairing, name: st
         name,
         current,
         previous,
-        f"rollback from version {current.number if current else '?'}",
+        f"rollback from version {current.number}",
+        action="rollback",
     )
 
 

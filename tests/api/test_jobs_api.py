@@ -91,7 +91,7 @@ ROLES = ("none", "outsider", "partner", "lab", "admin")
         ("GET", "/versions/1", None, {"lab": 200, "partner": 200, "admin": 200}),
         ("GET", "/aliases", None, {"lab": 200, "partner": 200, "admin": 200}),
         ("GET", "/alias-events", None, {"lab": 200, "partner": 200, "admin": 200}),
-        ("PUT", "/aliases/staging", {"version": 1}, {"lab": 200, "partner": 200, "admin": 200}),
+        ("PUT", "/aliases/staging", {"version": 1}, {"lab": 200, "partner": 403, "admin": 200}),
         ("GET", "/enhancements", None, {"lab": 200, "partner": 403, "admin": 200}),
         (
             "POST",

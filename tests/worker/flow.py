@@ -15,7 +15,15 @@ from models.synthetic import make_pair
 from tests.api.conftest import microscope_body
 
 # Enough for the tiny network to learn something on synthetic data within seconds.
-FAST = {"steps": 400, "patch_size": 64, "depth": 3, "checkpoint_every": 50, "val_every": 50}
+FAST = {
+    "steps": 400,
+    "base_filters": 16,
+    "adv_weight": 0.001,
+    "patch_size": 64,
+    "depth": 3,
+    "checkpoint_every": 50,
+    "val_every": 50,
+}
 PAPER_OPTICS = {
     "objective_magnification": 63,
     "numerical_aperture": 1.4,

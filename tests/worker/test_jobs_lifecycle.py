@@ -106,6 +106,10 @@ def test_quality_gate_override_and_rollback(trained) -> None:  # type: ignore[no
     assert events[-1]["override_reason"] == "field test" and events[-1]["principal_id"]
     back = net.client.post(net.url("/aliases/production/rollback"), headers=net.lab)
     assert back.status_code == 200 and back.json()["version"] == first
+    further = net.client.post(net.url("/aliases/production/rollback"), headers=net.lab)
+    assert further.status_code == 409, "a second rollback must not toggle forward again"
+    partner = net.client.post(net.url("/aliases/production/rollback"), headers=net.partner)
+    assert partner.status_code == 403
     deleting = net.client.delete(net.url(f"/versions/{first}"), headers=net.lab)
     assert deleting.status_code == 409 and "production" in deleting.json()["error"]["message"]
     assert (
