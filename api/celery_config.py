@@ -7,6 +7,7 @@ from typing import Any
 
 from kombu import Queue
 
+from api.embedded_broker import TRANSPORT as EMBEDDED_TRANSPORT
 from api.settings import Settings
 
 QUEUES = ("train", "infer", "default")
@@ -50,6 +51,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        config["broker_transport"] = EMBEDDED_TRANSPORT
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
