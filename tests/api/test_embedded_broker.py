@@ -17,6 +17,7 @@ def test_messages_appear_whole_under_concurrent_polling(tmp_path: Path) -> None:
         "data_folder_out": str(tmp_path),
         "processed_folder": str(tmp_path / "done"),
         "store_processed": False,
+        "control_folder": str(tmp_path / "control"),
     }
     sent, received, errors = 300, [], []
     stop = threading.Event()
