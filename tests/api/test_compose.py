@@ -49,3 +49,14 @@ def test_deployment_has_every_piece() -> None:
         "infer",
         "default",
     }
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [
+        name
+        for name in Settings.model_fields
+        if f"PAIRSCOPE_{name.upper()}" not in readme
+        and f"_{name.upper().removeprefix('S3_')}" not in readme
+    ]
+    assert missing == [], f"settings missing from the README's table: {missing}"
