@@ -506,8 +506,10 @@ def align_pair(
 
     ``lq`` and ``hq`` are CYX or ZCYX arrays with the same channel count. Returns the alignment
     and the aligned float32 ``(lq, hq)`` on the HQ pixel grid, cropped to the common field of
-    view, with identical shapes (ZCYX if both inputs are stacks, CYX otherwise), or
-    ``(alignment, None, None)`` when the pair is rejected. Intensities are not rescaled.
+    view, with identical shapes (ZCYX if both inputs are stacks, CYX otherwise) — also when the
+    correlation gate rejects the pair, so that a person can review it and accept it by hand —
+    or ``(alignment, None, None)`` when no alignment could be found at all. Intensities are not
+    rescaled.
     Raises ValueError for inputs that cannot be a pair (see the module docstring for the method).
     """
     lq_stack, hq_stack = _as_stack("lq", lq), _as_stack("hq", hq)
@@ -646,8 +648,10 @@ def align_pair(
             + ", ".join(f"{v:.2f}" for v in ncc)
             + "); the images may not show the same field, or a channel may be empty or swapped"
         )
-        return replace(alignment, reason=reason), None, None
-    alignment = replace(alignment, accepted=True)
+        # Keep the arrays: a person may look at the pair and accept it against the gate.
+        alignment = replace(alignment, reason=reason)
+    else:
+        alignment = replace(alignment, accepted=True)
     if not both_stacks:
         return alignment, lq_out[0], hq_out[0]
     return alignment, lq_out, hq_out

@@ -143,13 +143,14 @@ def test_real_pairs_are_aligned_accepted_and_snapshotted(flow) -> None:  # type:
     png = PILImage.open(io.BytesIO(client.get(base + "/preview.png", headers=lab).content))
     assert png.format == "PNG" and png.width > 2 * png.height * 0.9
 
-    # The owner overrules the gate by hand; who and when are recorded.
+    # The rejected pair is still aligned and previewed, so its owner can overrule the gate by
+    # hand; who and when are recorded, and the pair joins the next snapshot.
+    assert mismatch["lq_aligned_sha256"] and mismatch["has_preview"]
     accepted = client.post(f"/api/v1/pairings/{pairing}/pairs/{mismatch['id']}/accept", headers=lab)
-    if mismatch["lq_aligned_sha256"] is None:
-        assert accepted.status_code == 409
-    else:
-        assert accepted.status_code == 200 and accepted.json()["accepted_by_id"]
-        assert accepted.json()["accepted_manually_at"]
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["accepted_by_id"] and accepted.json()["accepted_manually_at"]
+    again = client.post(f"/api/v1/pairings/{pairing}/pairs/{mismatch['id']}/accept", headers=lab)
+    assert again.status_code == 409
 
     # Snapshot: immutable, digested, deterministic split by field.
     body = {"fractions": {"train": 0.6, "validation": 0.2, "test": 0.2}, "seed": 7}
@@ -160,7 +161,7 @@ def test_real_pairs_are_aligned_accepted_and_snapshotted(flow) -> None:  # type:
         (m["field_id"], m["split"]) for m in two["members"]
     ]
     assert one["counts"]["test"] >= 2 and one["counts"]["validation"] >= 2
-    assert sum(one["counts"].values()) == len(one["members"])
+    assert sum(one["counts"].values()) == len(one["members"]) == len(FIELDS) + 1
 
     # A snapshot pins its images: deleting one is refused.
     member = one["members"][0]
