@@ -92,6 +92,11 @@ class JobReporter:
     def stop(self) -> bool:
         return self._cancel
 
+    @property
+    def latest(self) -> dict[str, Any]:
+        """The last progress the training loop reported."""
+        return self._latest
+
     def _upload_checkpoint(self, step: int) -> None:
         digest = hashlib.sha256()
         with self.checkpoint_path.open("rb") as f:

@@ -205,7 +205,7 @@ def run(
         shutil.rmtree(scratch, ignore_errors=True)
         return {"job_id": job_id, "state": "cancelled", "step": stopped.step}
     reporter.final_checkpoint()
-    reporter.flush(progress={**reporter._latest, "phase": "evaluating"})
+    reporter.flush(progress={**reporter.latest, "phase": "evaluating"})
 
     evaluation_fields = test or val
     predictors = {SELF_METHOD: _predictor(model)}
@@ -268,7 +268,7 @@ def run(
             metrics=metrics,
         ),
     )
-    done = {**reporter._latest, "percent": 100.0, "phase": "done"}
+    done = {**reporter.latest, "percent": 100.0, "phase": "done"}
     reporter.flush(
         state=JobState.succeeded,
         finished_at=utcnow(),
