@@ -133,6 +133,7 @@ def _record_move(
     current: ModelVersion | None,
     version: ModelVersion,
     override_reason: str | None,
+    action: str = "promote",
 ) -> Alias:
     alias = session.scalar(select(Alias).where(Alias.pairing_id == pairing.id, Alias.name == name))
     if alias is None:
@@ -143,6 +144,7 @@ def _record_move(
         AliasEvent(
             pairing_id=pairing.id,
             alias=name,
+            action=action,
             from_version=current.number if current else None,
             to_version=version.number,
             principal_id=principal.id,
