@@ -90,10 +90,13 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, str]:
 def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, axes: str,
                    name: str | None = None, annotations: dict[str, Any] | None = None,
                    description: str | None = None,
-                   physical_size_um: float | None = None, z_step_um: float | None = None) -> str:
+                   physical_size_um: float | None = None, z_step_um: float | None = None,
+                   compression: str | None = "zlib") -> str:
     """Write ``array`` as an OME-TIFF atomically (temporary file + rename).
 
-    ``physical_size_um`` / ``z_step_um`` become the OME physical pixel sizes.
+    ``physical_size_um`` / ``z_step_um`` become the OME physical pixel sizes. ``compression``:
+    zlib by default (small files); None writes faster, which a service returning large float
+    images prefers.
     ``annotations`` are stored as an OME ``MapAnnotation`` (namespace ``pairscope``) and, with
     ``description``, as JSON in the OME ``Description``.
     """
@@ -123,7 +126,7 @@ def write_ome_tiff(path: str | os.PathLike, array: np.ndarray, axes: str,
     try:
         arr = np.asarray(array)
         tifffile.imwrite(tmp, arr, ome=True, metadata=meta, photometric="minisblack",
-                         compression="zlib", bigtiff=arr.nbytes > 2**31)
+                         compression=compression, bigtiff=arr.nbytes > 2**31)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -81,6 +81,7 @@ def enhance_item(
         name=f"{item.filename} enhanced",
         annotations=provenance,
         physical_size_um=item.pixel_size_um,
+        compression=None,  # float outputs barely compress; writing them plain is much faster
     )
     digest = sha256_file(target)
     key = f"pairings/{pairing.id}/enhancements/{job.id}/{item.id}.ome.tif"
