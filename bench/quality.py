@@ -8,16 +8,21 @@ percentile-normalised 0.1 / 99.9, the output fitted to it by least-squares scale
 
 Rows (``--rows``, comma-separated; default all):
 
+Tables give medians over all (field, channel) pairs of the test fields, as in the issue.
+
 ``identity``   the LQ input itself (the floor)
 ``gaussian``   Gaussian smoothing, σ chosen on the validation fields (PSNR)
 ``rl``         Richardson–Lucy, 10 iterations, Born–Wolf PSF (NA 1.49 oil, 0.1 µm pixels)
 ``bm3d``       BM3D (PyPI ``bm3d``) per channel, ``sigma_psd = k · skimage estimate_sigma``,
                ``k`` chosen on the validation fields
 ``care``       CARE (``csbdeep``; default 2-D U-Net, L1 loss), trained for ``--minutes``
-``gen``        our generator alone (``cpu-small`` with γ = 0), with and without the 8-fold
+``gen``        our generator alone (``cpu-small``, γ = 0), with and without the 8-fold
                test-time ensemble (``gen`` / ``gen+ens``)
-``gan``        the GAN (``cpu-small`` as is: generator + discriminator), ``gan`` / ``gan+ens``
-``gen-f32``    ``gen`` in float32 at the same budget, against the mixed policy of ``gen``
+``gan``        the GAN: ``cpu-small`` with its discriminator (γ = the preset's ``adv_weight``,
+               or 1e-3 if the preset trains the generator alone), ``gan`` / ``gan+ens``
+``precision``  ``gen`` trained twice at ``--precision-minutes`` (default ``--minutes``): in
+               float32 (``gen-f32``) and in the hardware's mixed policy (``gen-mixed``; when the
+               budgets are equal the ``gen`` row is that run)
 
 Each row's scores are written to ``OUT/rows/<row>.json`` as soon as it finishes (``--reuse``
 skips rows already there, so a long run can be resumed or split); the tables, the per-field CSV
@@ -48,18 +53,22 @@ import numpy as np  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
                     "w2s-widefield-denoise")
-ALL_ROWS = ("identity", "gaussian", "rl", "bm3d", "care", "gen", "gan", "gen-f32")
+ALL_ROWS = ("identity", "gaussian", "rl", "bm3d", "care", "gen", "gan", "precision")
+ORDER = ("identity", "gaussian", "rl", "bm3d", "care", "gen", "gen+ens", "gan", "gan+ens",
+         "gen-mixed", "gen-f32")
 METRICS = ("mse", "nrmse", "ssim", "psnr")
 GAUSS_SIGMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 BM3D_FACTORS = (2.0, 3.0, 4.0)
+GAN_ADV_WEIGHT = 1e-3  # the gan row's γ when the preset trains the generator alone
 # W2S: 60x / 1.49 NA oil; 0.1 µm pixels is the data README's estimate. The channels' emission
 # wavelengths (DAPI, AF488, MitoTracker Red) are approximate.
 W2S_OPTICS = dict(na=1.49, immersion_index=1.515, pixel_size_um=0.1,
                   wavelengths_nm=(461.0, 520.0, 600.0))
 LABELS = {"identity": "LQ (identity)", "gaussian": "Gaussian", "rl": "Richardson–Lucy",
-          "bm3d": "BM3D", "care": "CARE", "gen": "generator (γ=0)",
-          "gen+ens": "generator (γ=0) + ens.", "gan": "GAN (cpu-small)",
-          "gan+ens": "GAN (cpu-small) + ens.", "gen-f32": "generator (γ=0), float32"}
+          "bm3d": "BM3D", "care": "CARE", "gen": "cpu-small: generator (γ=0)",
+          "gen+ens": "cpu-small: generator (γ=0) + ens.", "gan": "GAN (γ=1e-3)",
+          "gan+ens": "GAN (γ=1e-3) + ens.", "gen-f32": "generator (γ=0), float32",
+          "gen-mixed": "generator (γ=0), mixed"}
 
 
 def parse_fields(spec: str) -> list[int]:
@@ -104,16 +113,9 @@ def score_all(preds: list[np.ndarray], hq: list[np.ndarray], fields: list[int]) 
     return rows
 
 
-def field_means(scores: list[dict]) -> dict[str, list[float]]:
-    """Per-field values (mean over channels) of each metric."""
-    fields = sorted({s["field"] for s in scores})
-    return {m: [float(np.mean([s[m] for s in scores if s["field"] == f])) for f in fields]
-            for m in METRICS}
-
-
 def medians(scores: list[dict]) -> dict[str, float]:
-    fm = field_means(scores)
-    return {m: float(np.median(v)) for m, v in fm.items()}
+    """Medians over all (field, channel) pairs – the issue's protocol."""
+    return {m: float(np.median([s[m] for s in scores])) for m in METRICS}
 
 
 def mean_psnr_ssim(preds, hq) -> tuple[float, float]:
@@ -124,6 +126,11 @@ def mean_psnr_ssim(preds, hq) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------- methods
+def run_identity(ctx) -> dict:
+    return {"preds": {"identity": [np.asarray(x, np.float32) for x in ctx["test"][0]]},
+            "meta": {}}
+
+
 def run_gaussian(ctx) -> dict:
     from models.baselines import gaussian_smooth
 
@@ -224,16 +231,21 @@ def run_ours(ctx, row: str) -> dict:
     from models.networks import count_params
 
     overrides = dict(ctx["overrides"])
-    if row in ("gen", "gen-f32"):
+    minutes = ctx["minutes"]
+    if row in ("gen", "gen-f32", "gen-mixed"):
         overrides["adv_weight"] = 0.0
+    if row in ("gen-f32", "gen-mixed"):
+        minutes = ctx["precision_minutes"]
     if row == "gen-f32":
         overrides["precision"] = "float32"
     cfg = Config.preset(ctx["preset"]).with_overrides(overrides)
+    if row == "gan" and cfg.adv_weight == 0:
+        cfg = cfg.with_overrides(adv_weight=GAN_ADV_WEIGHT)
     model = EnhancementModel(cfg, name=f"bench-{row}")
     (tl, th), (vl, vh) = ctx["train"], ctx["val"]
     t0 = time.perf_counter()
     res = model.train(tl, th, ctx["train_fields"], val_lq=vl, val_hq=vh,
-                      minutes=ctx["minutes"], seed=0)
+                      minutes=minutes, seed=0)
     train_s = time.perf_counter() - t0
     meta = {"train_s": train_s, "steps": res.steps, "best_step": res.best_step,
             "best_val_psnr": res.best_val_psnr, "best_val_ssim": res.best_val_ssim,
@@ -255,8 +267,7 @@ def run_ours(ctx, row: str) -> dict:
 
 # ---------------------------------------------------------------------------- reporting
 def write_tables(out: str, results: dict[str, dict], info: dict) -> str:
-    order = [r for r in ("identity", "gaussian", "rl", "bm3d", "care", "gen", "gen+ens", "gan",
-                         "gan+ens", "gen-f32") if r in results]
+    order = [r for r in ORDER if r in results]
     with open(os.path.join(out, "per_field.csv"), "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["method", "field", "channel", *METRICS])
@@ -270,7 +281,8 @@ def write_tables(out: str, results: dict[str, dict], info: dict) -> str:
                      f"{md['ssim']:.3f} | {md['psnr']:.2f} | {results[r].get('note', '')} |")
     table = "\n".join(lines)
     with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as fh:
-        fh.write(f"Medians over test fields {info.get('fields')} ({info.get('date')})\n\n")
+        fh.write(f"Medians over (field, channel) of test fields {info.get('fields')} "
+                 f"({info.get('date')})\n\n")
         fh.write(table + "\n")
     return table
 
@@ -305,17 +317,16 @@ def plot(out: str, results: dict[str, dict], panel: dict[str, np.ndarray],
     from models.metrics import normalize_minmse, normalize_percentile
 
     files = []
-    order = [r for r in ("identity", "gaussian", "rl", "bm3d", "care", "gen", "gen+ens", "gan",
-                         "gan+ens", "gen-f32") if r in results]
+    order = [r for r in ORDER if r in results]
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.6))
     for ax, m in zip(axes, METRICS, strict=True):
-        data = [field_means(results[r]["scores"])[m] for r in order]
+        data = [[s[m] for s in results[r]["scores"]] for r in order]
         ax.boxplot(data, showfliers=True)
         ax.set_xticks(range(1, len(order) + 1), [LABELS.get(r, r) for r in order],
                       rotation=60, ha="right", fontsize=8)
         ax.set_title(m.upper() + (" (dB)" if m == "psnr" else ""))
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("W2S test fields: per-field scores (mean over channels)")
+    fig.suptitle("W2S test fields 065–080: one value per field and channel")
     fig.tight_layout()
     p = os.path.join(out, "boxplots.png")
     fig.savefig(p, dpi=110)
@@ -356,11 +367,38 @@ def plot(out: str, results: dict[str, dict], panel: dict[str, np.ndarray],
 
 
 # ---------------------------------------------------------------------------- main
+def run_row(row, fn, ctx, test, test_fields, rows_dir, panel_dir, info) -> None:
+    """Run one method, score it on the test fields and write ``rows/<name>.json``."""
+    t = time.perf_counter()
+    print(f"[{row}] running …", flush=True)
+    try:
+        r = fn(ctx)
+    except Exception as e:  # noqa: BLE001 - one failing method must not end the benchmark
+        print(f"[{row}] FAILED after {time.perf_counter() - t:.0f} s: {e!r}", flush=True)
+        with open(os.path.join(rows_dir, f"{row}.failed.txt"), "w", encoding="utf-8") as fh:
+            fh.write(f"{e!r}\n")
+        return
+    for name, preds in r["preds"].items():
+        scores = score_all(preds, test[1], test_fields)
+        np.save(os.path.join(panel_dir, f"{name}.npy"), np.asarray(preds[0], np.float32))
+        rec = {"row": name, "scores": scores, "meta": r["meta"],
+               "note": note_for(name, r["meta"]), "info": info,
+               "wall_s": time.perf_counter() - t}
+        with open(os.path.join(rows_dir, f"{name}.json"), "w", encoding="utf-8") as fh:
+            json.dump(rec, fh, indent=1, default=float)
+        md = medians(scores)
+        print(f"[{name}] median PSNR {md['psnr']:.2f} dB, SSIM {md['ssim']:.3f}, "
+              f"NRMSE {md['nrmse']:.4f} — {rec['note']} ({time.perf_counter() - t:.0f} s)",
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="W2S quality benchmark (issue 8)")
     ap.add_argument("--data", default=os.path.normpath(DATA))
     ap.add_argument("--rows", default=",".join(ALL_ROWS), help=f"subset of {ALL_ROWS}")
     ap.add_argument("--minutes", type=float, default=15.0, help="training budget per row")
+    ap.add_argument("--precision-minutes", type=float, default=None,
+                    help="budget of the float32-vs-mixed rows (default: --minutes)")
     ap.add_argument("--fields", default="65-80", help="test fields")
     ap.add_argument("--val-fields", default="61-64")
     ap.add_argument("--train-fields", default="1-60")
@@ -401,8 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     panel_field = test_fields[0]
 
     if not a.report_only:
+        import models.model  # noqa: F401  (import the science core once, up front)
+        import models.training  # noqa: F401
+
         test = load(a.data, test_fields)
+        pmin = a.minutes if a.precision_minutes is None else a.precision_minutes
         ctx = {"test": test, "val": load(a.data, val_fields), "minutes": a.minutes,
+               "precision_minutes": pmin,
                "out": a.out, "preset": a.preset, "overrides": overrides,
                "train_fields": train_fields}
         np.save(os.path.join(panel_dir, "lq.npy"), test[0][0])
@@ -411,29 +454,18 @@ def main(argv: list[str] | None = None) -> int:
             if a.reuse and os.path.exists(os.path.join(rows_dir, f"{row}.json")):
                 print(f"[{row}] kept from an earlier run", flush=True)
                 continue
-            if row in ("care", "gen", "gan", "gen-f32") and "train" not in ctx:
+            if row in ("care", "gen", "gan", "precision") and "train" not in ctx:
                 ctx["train"] = load(a.data, train_fields)
-            t = time.perf_counter()
-            print(f"[{row}] running …", flush=True)
-            if row == "identity":
-                r = {"preds": {"identity": [np.asarray(x, np.float32) for x in test[0]]},
-                     "meta": {}}
-            else:
-                r = {"gaussian": run_gaussian, "rl": run_rl, "bm3d": run_bm3d,
-                     "care": run_care}.get(row, lambda c, row=row: run_ours(c, row))(ctx)
-            for name, preds in r["preds"].items():
-                scores = score_all(preds, test[1], test_fields)
-                np.save(os.path.join(panel_dir, f"{name}.npy"), np.asarray(preds[0],
-                                                                           np.float32))
-                rec = {"row": name, "scores": scores, "meta": r["meta"],
-                       "note": note_for(name, r["meta"]), "info": info,
-                       "wall_s": time.perf_counter() - t}
-                with open(os.path.join(rows_dir, f"{name}.json"), "w", encoding="utf-8") as fh:
-                    json.dump(rec, fh, indent=1, default=float)
-                md = medians(scores)
-                print(f"[{name}] median PSNR {md['psnr']:.2f} dB, SSIM {md['ssim']:.3f}, "
-                      f"NRMSE {md['nrmse']:.4f} — {rec['note']} "
-                      f"({time.perf_counter() - t:.0f} s)", flush=True)
+            if row == "precision":
+                for sub in ("gen-f32", "gen-mixed"):
+                    if sub == "gen-mixed" and pmin == a.minutes and "gen" in rows:
+                        continue  # the gen row is the mixed run at this budget
+                    run_row(sub, lambda c, sub=sub: run_ours(c, sub), ctx, test, test_fields,
+                            rows_dir, panel_dir, info)
+                continue
+            fn = {"identity": run_identity, "gaussian": run_gaussian, "rl": run_rl,
+                  "bm3d": run_bm3d, "care": run_care}.get(row, lambda c, row=row: run_ours(c, row))
+            run_row(row, fn, ctx, test, test_fields, rows_dir, panel_dir, info)
 
     results = {}
     for fn in sorted(os.listdir(rows_dir)):

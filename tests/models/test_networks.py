@@ -96,11 +96,17 @@ def test_discriminator_shape_strides_and_count(preset, patch, n_strided):
         assert d(x).shape == (4, 1)
 
 
-@pytest.mark.parametrize("depth,convs,stem", [(2, 1, "none"), (3, 2, "none"),
-                                             (2, 1, "space_to_depth")])
+@pytest.mark.parametrize(
+    "depth,convs,stem", [(2, 1, "none"), (3, 2, "none"), (2, 1, "space_to_depth")]
+)
 def test_receptive_field_margin_bounds_the_influence(depth, convs, stem):
     c = Config.preset(
-        "tiny", depth=depth, convs_per_block=convs, base_filters=4, max_filters=16, patch_size=32,
+        "tiny",
+        depth=depth,
+        convs_per_block=convs,
+        base_filters=4,
+        max_filters=16,
+        patch_size=32,
         stem=stem,
     )
     g = build_generator(c, 1)

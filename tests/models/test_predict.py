@@ -31,8 +31,9 @@ def _fn(config, n=3):
     return lambda x: np.asarray(g(x, training=False))
 
 
-@pytest.mark.parametrize("depth,convs,stem", [(2, 1, "none"), (3, 2, "none"),
-                                             (2, 1, "space_to_depth")])
+@pytest.mark.parametrize(
+    "depth,convs,stem", [(2, 1, "none"), (3, 2, "none"), (2, 1, "space_to_depth")]
+)
 def test_tiled_equals_untiled(depth, convs, stem):
     c = Config.preset("tiny", depth=depth, convs_per_block=convs, base_filters=6, stem=stem)
     fn = _fn(c)
@@ -114,3 +115,12 @@ def test_model_predict_layouts_and_dtypes(trained_tiny):
     with pytest.raises(ValueError, match="out_dtype"):
         model.predict(img, out_dtype="int8")
     assert count_tiles((40, 52), 4, 10, 64) == 1
+
+
+def test_compiled_predict_fn_matches_the_model_for_each_shape(trained_tiny):
+    model, _ = trained_tiny
+    fn = model._ensure_built().predict_fn
+    rng = np.random.default_rng(5)
+    for shape in [(1, 32, 32, 3), (2, 48, 64, 3), (1, 32, 32, 3)]:
+        x = rng.random(shape, dtype=np.float32)
+        np.testing.assert_allclose(fn(x), np.asarray(model.generator(x)), atol=1e-5)
