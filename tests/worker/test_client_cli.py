@@ -97,6 +97,9 @@ def test_detached_and_interrupted_training_then_cancel(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background inherits an ignored SIGINT; a person's terminal
+        # does not. Give the child the terminal's default so Ctrl-C is what is tested.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = follower.stdout.readline()
     followed = int(re.search(r"training job (\d+) queued", first).group(1))
