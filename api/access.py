@@ -94,6 +94,20 @@ def get_pairing(session: Session, principal: Principal, ident: int) -> Pairing:
     return _one_or_404(session, query, "pairing", ident)
 
 
+def require_lq_side(principal: Principal, pairing: Pairing, action: str) -> None:
+    """The wide-field (LQ) institution and admins decide what the lab's images are enhanced with
+    and may enhance them; the reference side may not. `action` completes the refusal."""
+    if (
+        principal.role != Role.admin
+        and pairing.lq_microscope.institution_id != principal.institution_id
+    ):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"only the wide-field (LQ) institution of this pairing and admins may {action}",
+        )
+
+
 def pairing_side(principal: Principal, pairing: Pairing) -> str | None:
     """'lq', 'hq' or None (admin, or no side): which half of the pairing this key speaks for."""
     if pairing.lq_microscope.institution_id == principal.institution_id:

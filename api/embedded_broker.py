@@ -32,7 +32,6 @@ class AtomicChannel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
-
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
         """kombu creates the exchange table by truncating and then locking it, so a publisher
         can read it empty; create it whole (hard link of a finished file), then let kombu add

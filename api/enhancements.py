@@ -10,6 +10,7 @@ import hashlib
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.access import require_lq_side
 from api.celery_config import ENHANCE
 from api.dispatch import Dispatcher
 from api.errors import ApiError, field_error
@@ -23,27 +24,14 @@ from api.tables import (
     ModelVersion,
     Pairing,
     Principal,
-    Role,
     Side,
     utcnow,
 )
 from api.upload_stream import ReceivedFile
 from api.versions import alias_target, get_version
 
+ENHANCE_ACTION = "enhance images and read the results"
 OUT_DTYPES = ("float32", "uint16")
-
-
-def require_lq_side(principal: Principal, pairing: Pairing) -> None:
-    if (
-        principal.role != Role.admin
-        and pairing.lq_microscope.institution_id != principal.institution_id
-    ):
-        raise ApiError(
-            403,
-            "forbidden",
-            "only the wide-field (LQ) institution of this pairing "
-            "and admins may enhance images and read the results",
-        )
 
 
 def choose_version(session: Session, pairing: Pairing, number: int | None) -> ModelVersion:
@@ -79,7 +67,7 @@ def create(
     uploads: list[ReceivedFile],
     image_ids: list[int],
 ) -> EnhancementJob:
-    require_lq_side(principal, pairing)
+    require_lq_side(principal, pairing, ENHANCE_ACTION)
     if out_dtype not in OUT_DTYPES:
         raise field_error("out_dtype", f"must be one of {', '.join(OUT_DTYPES)}")
     if not uploads and not image_ids:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.access import require_lq_side
 from api.errors import ApiError
 from api.storage import ObjectStore
 from api.tables import Alias, AliasEvent, EnhancementJob, ModelVersion, Pairing, Principal, Role
@@ -77,19 +78,6 @@ def gate_figures(
     return not failures, figures
 
 
-def require_owner(principal: Principal, pairing: Pairing) -> None:
-    """Aliases choose what the wide-field lab's enhancements use: its keys and admins move them."""
-    if (
-        principal.role != Role.admin
-        and pairing.lq_microscope.institution_id != principal.institution_id
-    ):
-        raise ApiError(
-            403,
-            "forbidden",
-            "only the wide-field (LQ) institution of this pairing and admins may move its aliases",
-        )
-
-
 def move_alias(
     session: Session,
     principal: Principal,
@@ -98,7 +86,7 @@ def move_alias(
     version: ModelVersion,
     override_reason: str | None,
 ) -> Alias:
-    require_owner(principal, pairing)
+    require_lq_side(principal, pairing, "move its aliases")
     if name not in ALIASES:
         raise ApiError(
             404, "not_found", f"alias {name!r} does not exist; use {' or '.join(ALIASES)}"
@@ -159,7 +147,7 @@ def roll_back(session: Session, principal: Principal, pairing: Pairing, name: st
     """Move the alias back to the version it pointed at before the current one was promoted.
     Rolling back again goes further back, never forward (rollback moves are skipped). That
     version passed the gate when it was promoted, so the gate is not asked again."""
-    require_owner(principal, pairing)
+    require_lq_side(principal, pairing, "move its aliases")
     current = alias_target(session, pairing, name)
     if current is None:
         raise ApiError(409, "conflict", f"alias {name!r} points at no version")

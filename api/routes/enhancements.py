@@ -56,7 +56,7 @@ def _get(
     session: SessionDep, principal: PrincipalDep, pairing_id: int, job_id: int
 ) -> EnhancementJob:
     pairing = access.get_pairing(session, principal, pairing_id)
-    enhancements.require_lq_side(principal, pairing)
+    access.require_lq_side(principal, pairing, enhancements.ENHANCE_ACTION)
     job = session.scalar(
         select(EnhancementJob).where(
             EnhancementJob.id == job_id, EnhancementJob.pairing_id == pairing.id
@@ -89,7 +89,7 @@ async def enhance(
     """Enhance images uploaded in this request (multipart `files`) or LQ images already stored
     (JSON `image_ids`). Only the wide-field institution and admins may."""
     pairing = access.get_pairing(session, principal, pairing_id)
-    enhancements.require_lq_side(principal, pairing)
+    access.require_lq_side(principal, pairing, enhancements.ENHANCE_ACTION)
     uploads: list[ReceivedFile] = []
     fields: dict[str, str] = {}
     ids: list[int] = []
@@ -147,7 +147,7 @@ def list_enhancements(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[EnhancementJobOut]:
     pairing = access.get_pairing(session, principal, pairing_id)
-    enhancements.require_lq_side(principal, pairing)
+    access.require_lq_side(principal, pairing, enhancements.ENHANCE_ACTION)
     query = select(EnhancementJob).where(EnhancementJob.pairing_id == pairing.id)
     page = paginate(session, query, limit, offset, EnhancementJob.id.desc())
     page.items = [_out(session, job) for job in page.items]
