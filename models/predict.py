@@ -12,14 +12,16 @@ Tiling (:func:`predict_tiled`):
 * all tiles have the same shape (batched; one compiled graph), at most ``tile_size`` per side
   (raised to twice the overlap if smaller),
   chosen as the smallest equal split of the image with the requested overlap – so a 2048² image
-  with ``tile_size = 1280`` (the ``cpu-small`` default) is cut into 2 × 2 tiles of 1096², not
+  with ``tile_size = 1280`` (the ``cpu-small`` default) is cut into 2 × 2 tiles of 1064², not
   3 × 3 (with ``tile_size = 1024`` two tiles cannot cover 2048 with the overlap);
 * neighbouring tiles overlap by at least ``overlap`` pixels (default ``2 · margin + multiple``
   where ``margin`` is the network's receptive-field margin). Each tile's blending weight is 0
-  within ``margin`` of an edge it shares with a neighbour and ramps linearly to 1 over the rest
-  of the overlap, so only pixels that are at least ``margin`` away from a tile border contribute:
-  those equal the whole-image prediction, hence no seams. With a smaller overlap the weights
-  ramp over the whole overlap (smooth, approximate blending);
+  within ``margin`` of an edge it shares with a neighbour and ramps linearly across the rest of
+  the overlap; the weights of all tiles sum to one at every pixel. Only pixels that see their
+  full receptive field contribute, so the result equals the whole-image prediction up to
+  rounding: no seams. With a smaller ``overlap`` the weights ramp over the whole overlap
+  (smooth, approximate blending). Presets choose ``tile_size`` so that common image sizes need
+  few tiles (``cpu-small``: a 2048² image is one tile);
 * memory is bounded by the tile size and ``batch_size``, whatever the image size (plus the
   output itself).
 """
@@ -39,7 +41,8 @@ def _round_up(v: int, m: int) -> int:
 
 
 def default_overlap(margin: int, multiple: int) -> int:
-    """``2 · margin + multiple`` rounded up to a multiple of ``multiple``."""
+    """The smallest overlap with exact blending: ``2 · margin + multiple``, rounded up to a
+    multiple of ``multiple``."""
     return _round_up(2 * margin + multiple, multiple)
 
 
@@ -60,6 +63,7 @@ def plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tuple
 
 
 def _axis_weights(t: int, start: int, length: int, overlap: int, margin: int) -> np.ndarray:
+    """One tile's blending weight along one axis (before normalisation)."""
     if overlap >= 2 * margin + 2:
         m, b = margin, overlap - 2 * margin
     else:
@@ -73,6 +77,19 @@ def _axis_weights(t: int, start: int, length: int, overlap: int, margin: int) ->
     if start + t < length:
         w = np.minimum(w, ramp[::-1])
     return w
+
+
+def axis_weights(t: int, starts: list[int], length: int, overlap: int,
+                 margin: int) -> list[np.ndarray]:
+    """Blending weights of the tiles along one axis, normalised to sum to one at each position.
+
+    Normalising each axis makes the products ``wy · wx`` of a 2-D tiling sum to one as well.
+    """
+    ws = [_axis_weights(t, s, length, overlap, margin) for s in starts]
+    total = np.zeros(length, np.float32)
+    for s, w in zip(starts, ws, strict=True):
+        total[s:s + t] += w
+    return [w / total[s:s + t] for s, w in zip(starts, ws, strict=True)]
 
 
 def _pad_to(image: np.ndarray, multiple: int, min_size: int) -> tuple[np.ndarray, int, int]:
@@ -120,25 +137,24 @@ def predict_tiled(fn: PredictFn, image: np.ndarray, *, multiple: int, margin: in
         if progress:
             progress(1)
         return out[:h, :w]
-    wy = [_axis_weights(th, y, H, ov, margin) for y in ys]
-    wx = [_axis_weights(tw, x, W, ov, margin) for x in xs]
+    wy = axis_weights(th, ys, H, ov, margin)
+    wx = axis_weights(tw, xs, W, ov, margin)
     acc = None
-    wsum = np.zeros((H, W, 1), np.float32)
     jobs = [(iy, ix) for iy in range(len(ys)) for ix in range(len(xs))]
     for k in range(0, len(jobs), batch_size):
         chunk = jobs[k:k + batch_size]
         batch = np.stack([padded[ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] for iy, ix in chunk])
         pred = np.asarray(fn(batch), np.float32)
+        if not pred.flags.writeable:  # weighted in place below
+            pred = pred.copy()
         if acc is None:
             acc = np.zeros((H, W, pred.shape[-1]), np.float32)
         for (iy, ix), p in zip(chunk, pred, strict=True):
-            wt = (wy[iy][:, None] * wx[ix][None, :])[..., None]
-            acc[ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] += p * wt
-            wsum[ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] += wt
+            p *= (wy[iy][:, None] * wx[ix][None, :])[..., None]
+            acc[ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] += p
         if progress:
             progress(len(chunk))
-    out = acc / np.maximum(wsum, 1e-12)
-    return out[:h, :w]
+    return acc[:h, :w]
 
 
 DIHEDRAL = [(k, flip) for flip in (False, True) for k in range(4)]

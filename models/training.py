@@ -19,6 +19,7 @@ continues exactly as an uninterrupted run would (bit for bit on CPU given the sa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -26,7 +27,7 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ from .predict import predict_image
 
 CHECKPOINT_FILE = "checkpoint.npz"
 PREDICT_GRAPHS = 8  # compiled predict graphs kept (one per input shape)
+MAX_RECOVERIES = 3  # divergences survived (restore + halve the learning rate) before giving up
 ARCH_KEYS = ("base_filters", "depth", "convs_per_block", "max_filters", "upsampling",
              "final_activation", "residual_output", "leaky_slope", "disc_filters",
              "disc_blocks", "disc_convs_per_block", "disc_max_filters", "disc_dense_units",
@@ -71,6 +73,7 @@ class TrainingResult:
     best_val_ssim: float | None
     final_losses: dict[str, float]
     history: list[dict] = field(default_factory=list)
+    recoveries: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -88,9 +91,21 @@ def learning_rate_at(config: Config, base_lr: float, progress: float, step: int)
     return float(lr)
 
 
-def _make_optimizer(config: Config, lr: float, policy: str) -> keras.optimizers.Optimizer:
+def ssim_weight_at(config: Config, progress: float) -> float:
+    """β of the generator loss at training ``progress`` in [0, 1] (see ``ssim_weight_final``)."""
+    if config.ssim_weight_final is None:
+        return float(config.ssim_weight)
+    p = min(max(progress, 0.0), 1.0)
+    b0, b1 = config.ssim_weight, config.ssim_weight_final
+    return float(b1 + (b0 - b1) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def _make_optimizer(config: Config, lr: float, policy: str,
+                    ema: bool = False) -> keras.optimizers.Optimizer:
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=config.adam_beta_1,
-                                beta_2=config.adam_beta_2, global_clipnorm=config.clipnorm)
+                                beta_2=config.adam_beta_2, global_clipnorm=config.clipnorm,
+                                use_ema=ema and config.ema_momentum is not None,
+                                ema_momentum=config.ema_momentum or 0.99)
     if policy == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -108,12 +123,14 @@ class Trainer:
         self.adversarial = config.adv_weight > 0
         self.discriminator = (build_discriminator(config, n_channels, policy)
                               if self.adversarial else None)
-        self.g_opt = _make_optimizer(config, config.learning_rate, policy)
+        self.g_opt = _make_optimizer(config, config.learning_rate, policy, ema=True)
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt = None
         if self.adversarial:
             self.d_opt = _make_optimizer(config, self._d_lr(), policy)
             self.d_opt.build(self.discriminator.trainable_variables)
+        self.ssim_weight = tf.Variable(ssim_weight_at(config, 0.0), trainable=False,
+                                       dtype=tf.float32, name="ssim_weight")
         spec = tf.TensorSpec([config.batch_size, config.patch_size, config.patch_size,
                               self.n_channels], tf.float32)
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec])
@@ -150,7 +167,9 @@ class Trainer:
             else:
                 real_logits = fake_logits = None
             parts = L.generator_loss(y, fake, real_logits, fake_logits,
-                                     mse_weight=c.mse_weight, ssim_weight=c.ssim_weight,
+                                     mse_weight=c.mse_weight,
+                                     ssim_weight=(self.ssim_weight if c.ssim_weight
+                                                  or c.ssim_weight_final else 0.0),
                                      adv_weight=c.adv_weight, l1_weight=c.l1_weight,
                                      ssim_filter_size=c.ssim_filter_size)
             g_scaled = self._scale(self.g_opt, parts["total"])
@@ -164,13 +183,47 @@ class Trainer:
             out["l1"] = parts["l1"]
         return out
 
-    def set_learning_rate(self, progress: float, step: int) -> float:
-        lr = learning_rate_at(self.config, self.config.learning_rate, progress, step)
+    def apply_schedules(self, progress: float, step: int, scale: float = 1.0) -> float:
+        """Set the learning rates (times ``scale``) and β for ``progress``; returns G's rate."""
+        lr = scale * learning_rate_at(self.config, self.config.learning_rate, progress, step)
+        self.ssim_weight.assign(ssim_weight_at(self.config, progress))
         self.g_opt.learning_rate = lr
         if self.d_opt is not None:
-            self.d_opt.learning_rate = learning_rate_at(self.config, self._d_lr(), progress,
-                                                        step)
+            self.d_opt.learning_rate = scale * learning_rate_at(self.config, self._d_lr(),
+                                                                progress, step)
         return lr
+
+    def snapshot(self) -> list[np.ndarray]:
+        """Copies of every trained array: both networks and both optimizers' state."""
+        nets = [self.generator.get_weights(),
+                self.discriminator.get_weights() if self.discriminator else []]
+        return [w.copy() for ws in nets for w in ws] + [
+            a.copy() for a in self._opt_arrays(self.g_opt) + self._opt_arrays(self.d_opt)]
+
+    def restore(self, arrays: list[np.ndarray]) -> None:
+        """Undo everything since :meth:`snapshot` returned ``arrays``."""
+        targets = list(self.generator.weights)
+        if self.discriminator is not None:
+            targets += list(self.discriminator.weights)
+        for opt in (self.g_opt, self.d_opt):
+            if opt is not None:
+                targets += list(opt.variables)
+        for v, a in zip(targets, arrays, strict=True):
+            v.assign(a)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Inside the block the generator holds the moving average of its weights (with
+        ``ema_momentum``; unchanged without), afterwards the raw training weights again."""
+        if self.config.ema_momentum is None:
+            yield
+            return
+        raw = self.generator.get_weights()
+        self.g_opt.finalize_variable_values(self.generator.trainable_variables)
+        try:
+            yield
+        finally:
+            self.generator.set_weights(raw)
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -300,6 +353,10 @@ class Trainer:
         best: dict[str, Any] = {"step": None, "val_psnr": None, "val_ssim": None}
         best_weights = None
         last_val: dict[str, float | None] = {"val_psnr": None, "val_ssim": None}
+        # divergence guard: a non-finite loss restores the last good state (taken every
+        # ``val_every`` steps) and halves the learning rate, at most MAX_RECOVERIES times
+        lr_scale = 1.0
+        recoveries: list[dict] = []
         if checkpoint_dir and resume:
             restored = self.load_checkpoint(checkpoint_dir)
             if restored is not None:
@@ -310,6 +367,8 @@ class Trainer:
                 history = list(meta.get("history", []))
                 best = dict(meta.get("best", best))
                 last_val = dict(meta.get("last_val", last_val))
+                lr_scale = float(meta.get("lr_scale", lr_scale))
+                recoveries = list(meta.get("recoveries", recoveries))
         has_val = len(val_lq) > 0
         t0 = time.perf_counter()
 
@@ -318,20 +377,25 @@ class Trainer:
 
         def state() -> dict:
             return {"step": step, "elapsed_s": elapsed(), "rng": rng_state(rng),
-                    "history": history, "best": best, "last_val": last_val}
+                    "history": history, "best": best, "last_val": last_val,
+                    "lr_scale": lr_scale, "recoveries": recoveries}
 
         def do_validate() -> None:
             nonlocal best_weights
-            v = self.validate(val_lq, val_hq)
-            last_val.update(v)
-            history.append({"step": step, "elapsed_s": round(elapsed(), 2), **v})
-            if best["val_psnr"] is None or v["val_psnr"] > best["val_psnr"]:
-                best.update(step=step, **v)
-                best_weights = [w.copy() for w in self.generator.get_weights()]
+            with self.averaged_weights():
+                v = self.validate(val_lq, val_hq)
+                last_val.update(v)
+                history.append({"step": step, "elapsed_s": round(elapsed(), 2), **v})
+                if best["val_psnr"] is None or v["val_psnr"] > best["val_psnr"]:
+                    best.update(step=step, **v)
+                    best_weights = [w.copy() for w in self.generator.get_weights()]
 
         losses_f: dict[str, float] = {}
         stopped_by = "steps"
-        step_times: list[float] = []
+        # the rate for the ETA is measured from the end of this call's first step, which
+        # includes tracing the graph (seconds) and would inflate the estimate many times over
+        rate_from: tuple[int, float] | None = None
+        good = (step, self.snapshot())
         while step < total:
             if budget_s is not None and elapsed() >= budget_s:
                 stopped_by = "budget"
@@ -340,24 +404,34 @@ class Trainer:
                 if checkpoint_dir:
                     self.save_checkpoint(checkpoint_dir, state(), best_weights)
                 raise TrainingCancelled(step)
-            ts = time.perf_counter()
             frac = step / total
             if budget_s is not None:
                 frac = max(frac, elapsed() / budget_s)
-            lr = self.set_learning_rate(frac, step)
+            lr = self.apply_schedules(frac, step, lr_scale)
             x, y = sampler.sample(rng)
             out = self.train_step(tf.constant(x), tf.constant(y))
             losses_f = {k: float(v) for k, v in out.items()}
             if not all(math.isfinite(v) for v in losses_f.values()):
-                raise FloatingPointError(f"non-finite loss at step {step + 1}: {losses_f}")
+                if len(recoveries) >= MAX_RECOVERIES:
+                    raise FloatingPointError(
+                        f"non-finite loss at step {step + 1} after {len(recoveries)} "
+                        f"restarts at a halved learning rate: {losses_f}")
+                self.restore(good[1])
+                lr_scale *= 0.5
+                recoveries.append({"step": step + 1, "restored_step": good[0],
+                                   "lr_scale": lr_scale})
+                continue
             step += 1
-            step_times.append(time.perf_counter() - ts)
+            if rate_from is None:
+                rate_from = (step, elapsed())
             if has_val and (step % c.val_every == 0):
                 do_validate()
+            if step % c.val_every == 0:
+                good = (step, self.snapshot())
             if checkpoint_dir and step % c.checkpoint_every == 0:
                 self.save_checkpoint(checkpoint_dir, state(), best_weights)
             if progress is not None:
-                progress(self._progress(step, total, elapsed(), budget_s, step_times,
+                progress(self._progress(step, total, elapsed(), budget_s, rate_from,
                                         losses_f, last_val, lr, best))
         if has_val and (not history or history[-1]["step"] != step):
             do_validate()
@@ -365,23 +439,28 @@ class Trainer:
             self.save_checkpoint(checkpoint_dir, state(), best_weights)
         if best_weights is not None:
             self.generator.set_weights(best_weights)
+        elif c.ema_momentum is not None:
+            self.g_opt.finalize_variable_values(self.generator.trainable_variables)
         return TrainingResult(steps=step, stopped_by=stopped_by, elapsed_s=elapsed(),
                               best_step=best["step"], best_val_psnr=best["val_psnr"],
                               best_val_ssim=best["val_ssim"], final_losses=losses_f,
-                              history=history)
+                              history=history, recoveries=recoveries)
 
     @staticmethod
-    def _progress(step, total, elapsed_s, budget_s, step_times, losses, last_val, lr,
+    def _progress(step, total, elapsed_s, budget_s, rate_from, losses, last_val, lr,
                   best) -> dict:
-        recent = step_times[-50:]
-        per_step = float(np.median(recent)) if recent else 0.0
-        eta_steps = (total - step) * per_step
+        """Progress for the callback. ``eta_s`` is None until a step after the first has run:
+        the rate counts validation and checkpoints but not the first step's tracing."""
+        eta: float | None = None
+        if rate_from is not None and step > rate_from[0]:
+            per_step = (elapsed_s - rate_from[1]) / (step - rate_from[0])
+            eta = (total - step) * per_step
         frac = step / total
-        eta = eta_steps
         if budget_s is not None:
             frac = max(frac, min(1.0, elapsed_s / budget_s))
-            eta = min(eta_steps, max(0.0, budget_s - elapsed_s))
+            left = max(0.0, budget_s - elapsed_s)
+            eta = left if eta is None else min(eta, left)
         return {"step": step, "total": total, "percent": round(100.0 * frac, 2),
-                "eta_s": round(eta, 1), "elapsed_s": round(elapsed_s, 2),
+                "eta_s": None if eta is None else round(eta, 1), "elapsed_s": round(elapsed_s, 2),
                 "losses": dict(losses), "val_ssim": last_val.get("val_ssim"),
                 "val_psnr": last_val.get("val_psnr"), "lr": lr, "best_step": best["step"]}

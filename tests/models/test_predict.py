@@ -3,7 +3,7 @@ import pytest
 
 from models import Config
 from models.networks import build_generator, receptive_field_margin
-from models.predict import count_tiles, default_overlap, plan_axis, predict_image
+from models.predict import axis_weights, count_tiles, default_overlap, plan_axis, predict_image
 
 
 @pytest.mark.parametrize("length", [64, 128, 200, 512, 1000, 2048])
@@ -57,6 +57,18 @@ def test_tiled_equals_untiled(depth, convs, stem):
     assert whole.shape == tiled.shape == img.shape
     np.testing.assert_allclose(tiled, whole, atol=1e-3)
     assert np.abs(tiled - whole).max() < 1e-4
+
+
+@pytest.mark.parametrize("length", [200, 1000, 2048])
+@pytest.mark.parametrize("overlap", [8, 24, 72, 144])
+def test_blending_weights_sum_to_one(length, overlap):
+    t, starts = plan_axis(length, 512, overlap, 8)
+    ws = axis_weights(t, starts, length, overlap, margin=33)
+    total = np.zeros(length)
+    for s, w in zip(starts, ws, strict=True):
+        assert w.shape == (t,) and (w >= 0).all()
+        total[s:s + t] += w
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
 def test_no_step_at_tile_borders_on_a_real_image(trained_tiny, w2s_field):

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from models import Config, EnhancementModel, TrainingCancelled
 from models.data import Normalization, PatchSampler
-from models.training import Trainer, learning_rate_at
+from models.training import Trainer, learning_rate_at, ssim_weight_at
 
 
 def _sampler(pairs, config):
@@ -54,6 +54,43 @@ def _weights(t):
         + [v.numpy() for v in t.g_opt.variables]
         + [v.numpy() for v in t.d_opt.variables]
     )
+
+
+class _PoisonedSampler:
+    """Hands out the wrapped sampler's batches, but an infinite LQ patch at the given calls."""
+
+    def __init__(self, sampler, poisoned_calls):
+        self.sampler, self.poisoned, self.calls = sampler, set(poisoned_calls), 0
+
+    def sample(self, rng):
+        x, y = self.sampler.sample(rng)
+        self.calls += 1
+        if self.calls in self.poisoned:
+            x = x.copy()
+            x[0, 0, 0, 0] = np.inf
+        return x, y
+
+
+def test_a_divergence_restarts_from_the_last_good_state_at_half_the_rate(pairs):
+    """A non-finite loss does not end a long run: the last good weights and optimizer state
+    (every ``val_every`` steps) come back, the learning rate halves, training goes on."""
+    c = Config.preset("tiny", val_every=5)
+    t = Trainer(c, 3, "float32")
+    sampler = _PoisonedSampler(_sampler(pairs, c), poisoned_calls={8})
+    res = t.fit(sampler, steps=12, seed=0)
+    assert res.steps == 12
+    assert res.recoveries == [{"step": 8, "restored_step": 5, "lr_scale": 0.5}]
+    assert all(np.isfinite(w).all() for w in t.generator.get_weights())
+    assert all(np.isfinite(v) for v in res.final_losses.values())
+    assert t.g_opt.learning_rate.numpy() == pytest.approx(0.5 * c.learning_rate)
+
+
+def test_a_run_that_keeps_diverging_fails_naming_the_step(pairs):
+    c = Config.preset("tiny", val_every=5)
+    t = Trainer(c, 3, "float32")
+    sampler = _PoisonedSampler(_sampler(pairs, c), poisoned_calls=set(range(3, 100)))
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 3 after 3 restarts"):
+        t.fit(sampler, steps=12, seed=0)
 
 
 def test_checkpoint_resume_equals_uninterrupted_run(pairs, tmp_path):
@@ -141,6 +178,22 @@ def test_progress_reports_what_the_worker_needs(pairs):
     )
 
 
+def test_eta_leaves_out_the_first_steps_tracing(pairs):
+    """The first step traces the graph (seconds); an ETA extrapolated from it would promise
+    hours for a run of minutes. No ETA until a second step has run, then the real rate."""
+    lq, hq, ids = pairs
+    seen = []
+    m = EnhancementModel(Config.preset("tiny", val_fraction=0.0))
+    m.train(lq, hq, ids, steps=12, progress=seen.append)
+    assert seen[0]["eta_s"] is None
+    first_step_s = seen[0]["elapsed_s"]
+    rest_per_step = (seen[-1]["elapsed_s"] - first_step_s) / 11
+    assert first_step_s > 5 * rest_per_step  # the tracing step really is the slow one
+    eta = seen[1]["eta_s"]  # 10 steps left
+    assert eta is not None and eta < 10 * first_step_s / 3
+    assert seen[-1]["eta_s"] == 0
+
+
 def test_learning_rate_schedules():
     c = Config.preset("cpu-small", warmup_steps=10, min_lr_fraction=0.0)
     assert learning_rate_at(c, 1.0, 0.0, 0) == pytest.approx(0.1)
@@ -148,6 +201,23 @@ def test_learning_rate_schedules():
     assert learning_rate_at(c, 1.0, 1.0, 100) == pytest.approx(0.0, abs=1e-12)
     k = Config.preset("paper")
     assert learning_rate_at(k, 1e-5, 0.7, 5000) == 1e-5
+
+
+def test_ssim_weight_follows_its_schedule_into_the_step(pairs):
+    """β falls along a cosine from ``ssim_weight`` to ``ssim_weight_final``; the compiled step
+    reads it each step (a variable, not a constant traced into the graph)."""
+    c = Config.preset("tiny", ssim_weight=0.1, ssim_weight_final=0.01, adv_weight=0.0)
+    assert ssim_weight_at(c, 0.0) == pytest.approx(0.1)
+    assert ssim_weight_at(c, 0.5) == pytest.approx(0.055)
+    assert ssim_weight_at(c, 1.0) == pytest.approx(0.01)
+    assert ssim_weight_at(Config.preset("tiny", ssim_weight=0.2), 0.7) == 0.2
+    t = Trainer(c, 3, "float32")
+    x, y = (tf.constant(a) for a in _sampler(pairs, c).sample(np.random.default_rng(0)))
+    for progress in (0.0, 1.0):
+        t.apply_schedules(progress, step=100)
+        out = t.train_step(x, y)
+        expected = float(out["mse"]) + ssim_weight_at(c, progress) * float(out["ssim_loss"])
+        assert float(out["g_total"]) == pytest.approx(expected, rel=1e-5)
 
 
 def test_bad_training_input(pairs):

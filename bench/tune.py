@@ -1,0 +1,111 @@
+"""Choose ``cpu-small`` by measurement: train one variant, record its validation curve.
+
+Trains on W2S fields 001–060 and validates on 061–064 only (the test fields 065–080 are never
+touched here — they belong to ``bench/quality.py``). Each run writes
+``bench/out/tune/<label>.json`` (config, steps, the validation history, training losses; the
+model itself in ``<label>.model``) and
+prints one summary line; ``--table`` prints every recorded run side by side.
+
+    .venv/bin/python -m bench.tune --label base --minutes 15
+    .venv/bin/python -m bench.tune --label f16 --minutes 15 --set base_filters=16
+    .venv/bin/python -m bench.tune --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bench.quality import DATA, load, parse_fields  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "tune")
+
+
+def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int,
+        train_fields: list[int], val_fields: list[int], raw_every: int = 300) -> dict:
+    from models import Config, EnhancementModel
+    from models.networks import count_params
+
+    cfg = Config.preset(preset).with_overrides({"val_every": val_every, **overrides})
+    model = EnhancementModel(cfg, name=f"tune-{label}")
+    tl, th = load(DATA, train_fields)
+    vl, vh = load(DATA, val_fields)
+    losses: list[tuple[int, float]] = []
+    raw_history: list[tuple[int, float, float]] = []
+
+    def progress(p: dict) -> None:
+        if p["step"] % 50 == 0:
+            losses.append((p["step"], round(p["losses"].get("g_total", float("nan")), 6)))
+        if cfg.ema_momentum is not None and p["step"] % raw_every == 0:
+            # the raw (not averaged) weights on the same trajectory, to measure the average
+            v = model._ensure_built().validate(vl, vh)
+            raw_history.append((p["step"], round(v["val_psnr"], 3), round(v["val_ssim"], 4)))
+
+    t0 = time.perf_counter()
+    res = model.train(tl, th, train_fields, val_lq=vl, val_hq=vh, minutes=minutes, seed=0,
+                      progress=progress)
+    rec = {"label": label, "preset": preset, "overrides": overrides, "minutes": minutes,
+           "train_s": round(time.perf_counter() - t0, 1), "steps": res.steps,
+           "params": count_params(model.generator), "policy": model.policy,
+           "best_step": res.best_step, "best_val_psnr": res.best_val_psnr,
+           "best_val_ssim": res.best_val_ssim,
+           "history": [(h["step"], round(h["elapsed_s"]), round(h["val_psnr"], 3),
+                        round(h["val_ssim"], 4)) for h in res.history],
+           "raw_history": raw_history, "losses": losses, "load": os.getloadavg()}
+    os.makedirs(OUT, exist_ok=True)
+    model.save(os.path.join(OUT, f"{label}.model"))
+    with open(os.path.join(OUT, f"{label}.json"), "w", encoding="utf-8") as fh:
+        json.dump(rec, fh, indent=1)
+    return rec
+
+
+def table() -> str:
+    rows = []
+    for fn in sorted(os.listdir(OUT)):
+        if fn.endswith(".json"):
+            with open(os.path.join(OUT, fn), encoding="utf-8") as fh:
+                rows.append(json.load(fh))
+    lines = ["| label | overrides | min | steps | params | best step | val PSNR | val SSIM |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: -(r["best_val_psnr"] or 0)):
+        lines.append(f"| {r['label']} | {json.dumps(r['overrides'])} | {r['minutes']} | "
+                     f"{r['steps']} | {r['params'] / 1e6:.2f} M | {r['best_step']} | "
+                     f"{r['best_val_psnr']:.3f} | {r['best_val_ssim']:.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--label")
+    ap.add_argument("--preset", default="cpu-small")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    ap.add_argument("--minutes", type=float, default=15.0)
+    ap.add_argument("--val-every", type=int, default=100)
+    ap.add_argument("--train-fields", default="1-60")
+    ap.add_argument("--val-fields", default="61-64")
+    ap.add_argument("--table", action="store_true", help="print all recorded runs")
+    a = ap.parse_args(argv)
+    if a.table:
+        print(table())
+        return 0
+    if not a.label:
+        ap.error("--label is required")
+    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
+    rec = run(a.label, a.preset, overrides, a.minutes, a.val_every,
+              parse_fields(a.train_fields), parse_fields(a.val_fields))
+    print(json.dumps({k: rec[k] for k in ("label", "steps", "best_step", "best_val_psnr",
+                                          "best_val_ssim", "train_s")}))
+    for h in rec["history"]:
+        step, secs, psnr, ssim = h[:4]
+        print(f"  step {step:5d}  {secs:4d}s  PSNR {psnr:.3f}  SSIM {ssim:.4f}")
+    for step, psnr, ssim in rec["raw_history"]:
+        print(f"  raw weights, step {step:5d}:  PSNR {psnr:.3f}  SSIM {ssim:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
