@@ -300,8 +300,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # chosen on the W2S validation fields 061-064 only (training on 001-060; the test
         # fields never seen), see docs/benchmarks.md "How cpu-small was chosen". A 4-level
         # U-Net of 16 base filters costs a third of a 3-level one of 32 (each level costs the
-        # same: twice the filters on a quarter of the pixels), sees a larger field and reached
-        # in 3 minutes what the 32-filter net reached in 15. MSE + 0.1·(1 − SSIM): the SSIM term
+        # same: twice the filters on a quarter of the pixels), sees a larger field and beat
+        # the 32-filter net at equal time. MSE + 0.1·(1 − SSIM): the SSIM term
         # speeds learning markedly (0.01 lost 2.7 dB at 3 minutes); L1 + SSIM was worse. A
         # cosine schedule from 2e-3 keyed to the wall-clock budget, with a divergence guard
         # (restart from the last good state at half the rate) and an exponential moving
