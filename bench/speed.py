@@ -73,7 +73,7 @@ def _tiles(image_hwc: np.ndarray, tile: int) -> list[np.ndarray]:
 
 
 def bench_inference(config, policy: str, size: int, repeats: int, bare_tile: int,
-                    tile_sizes: list[int], weights: str | None = None) -> dict:
+                    tile_sizes: list[int]) -> dict:
     import tensorflow as tf
 
     from models import EnhancementModel
@@ -81,11 +81,7 @@ def bench_inference(config, policy: str, size: int, repeats: int, bare_tile: int
     from models.predict import count_tiles
 
     c = config.with_overrides(precision=policy)
-    if weights:
-        model = EnhancementModel.load(weights, precision=policy)
-        c = model.config
-    else:
-        model = EnhancementModel(c, n_channels=3, name="speed")
+    model = EnhancementModel(c, n_channels=3, name="speed")
     G = model.generator
     flops_px = conv_flops(build_generator(c, 3, "float32", input_hw=(256, 256))) / 256**2
     rng = np.random.default_rng(0)
@@ -244,8 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--quick", action="store_true", help="512² image, 1 repeat, 3 steps")
     ap.add_argument("--json", default=None, help="also write the results to this file")
-    ap.add_argument("--model", default=None,
-                    help="a trained model (saved directory) to time instead of fresh weights")
     a = ap.parse_args(argv)
     if a.quick:
         a.size, a.repeats, a.train_steps, a.bare_tile = 512, 1, 3, 256
@@ -273,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in policies:
         res["matmul"][p] = matmul_gflops(p, repeats=a.repeats)
         print(f"[{p}] matmul 2048²: {res['matmul'][p]:.0f} GFLOP/s", flush=True)
-        r = bench_inference(cfg, p, a.size, a.repeats, a.bare_tile, tile_sizes, a.model)
+        r = bench_inference(cfg, p, a.size, a.repeats, a.bare_tile, tile_sizes)
         res["inference"][p] = r
         print(f"[{p}] bare calls on {a.bare_tile}² tiles: "
               + ", ".join(f"{k} {v:.2f} s" for k, v in r["bare_s"].items()), flush=True)

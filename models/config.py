@@ -56,10 +56,7 @@ class Config:
         ``disc_dense_units``.
     Loss (paper eq. 5–6)
         ``mse_weight`` (α), ``ssim_weight`` (β, on 1 − SSIM), ``adv_weight`` (γ; 0 trains the
-        generator alone), ``l1_weight`` (optional extra L1 term), ``ssim_filter_size``,
-        ``ssim_weight_final`` (None: β stays constant; otherwise β follows a cosine from
-        ``ssim_weight`` to this value over training, like the learning rate: the SSIM term
-        speeds early learning, but held to the end it trades PSNR for SSIM).
+        generator alone), ``l1_weight`` (optional extra L1 term), ``ssim_filter_size``.
     Optimisation
         ``learning_rate``, ``disc_learning_rate`` (None: same), ``lr_schedule``, ``warmup_steps``,
         ``min_lr_fraction`` (cosine floor), ``clipnorm`` (None: off), ``adam_beta_1``,
@@ -99,7 +96,6 @@ class Config:
     # losses
     mse_weight: float = 1.0
     ssim_weight: float = 0.1
-    ssim_weight_final: float | None = None
     adv_weight: float = 0.001
     l1_weight: float = 0.0
     ssim_filter_size: int = 11
@@ -162,9 +158,6 @@ class Config:
         for k in ("mse_weight", "ssim_weight", "adv_weight", "l1_weight"):
             need(math.isfinite(getattr(self, k)) and getattr(self, k) >= 0, k,
                  "must be a finite number >= 0")
-        need(self.ssim_weight_final is None or (math.isfinite(self.ssim_weight_final)
-                                                and self.ssim_weight_final >= 0),
-             "ssim_weight_final", "must be None or a finite number >= 0")
         need(self.mse_weight + self.ssim_weight + self.l1_weight > 0, "mse_weight",
              "mse_weight, ssim_weight and l1_weight cannot all be 0")
         need(self.ssim_filter_size >= 3 and self.ssim_filter_size % 2 == 1, "ssim_filter_size",

@@ -79,8 +79,7 @@ def generator_loss(y_true, y_pred, real_logits=None, fake_logits=None, *, mse_we
     The adversarial term is skipped (zero) when ``adv_weight == 0`` or no logits are given.
     """
     parts = {"mse": mse(y_true, y_pred)}
-    use_ssim = not (isinstance(ssim_weight, int | float) and ssim_weight == 0)
-    parts["ssim_loss"] = (ssim_loss(y_true, y_pred, ssim_filter_size) if use_ssim
+    parts["ssim_loss"] = (ssim_loss(y_true, y_pred, ssim_filter_size) if ssim_weight
                           else tf.constant(0.0))
     parts["l1"] = mae(y_true, y_pred) if l1_weight else tf.constant(0.0)
     if adv_weight and real_logits is not None and fake_logits is not None:

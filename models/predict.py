@@ -12,8 +12,8 @@ Tiling (:func:`predict_tiled`):
 * all tiles have the same shape (batched; one compiled graph), at most ``tile_size`` per side
   (raised to twice the overlap if smaller),
   chosen as the smallest equal split of the image with the requested overlap – so a 2048² image
-  with ``tile_size = 1280`` (the ``cpu-small`` default) is cut into 2 × 2 tiles of 1064², not
-  3 × 3 (with ``tile_size = 1024`` two tiles cannot cover 2048 with the overlap);
+  with ``tile_size = 1280`` is cut into 2 × 2 tiles, not 3 × 3 (with ``tile_size = 1024`` two
+  tiles cannot cover 2048 with the overlap);
 * neighbouring tiles overlap by at least ``overlap`` pixels (default ``2 · margin + multiple``
   where ``margin`` is the network's receptive-field margin). Each tile's blending weight is 0
   within ``margin`` of an edge it shares with a neighbour and ramps linearly across the rest of

@@ -91,15 +91,6 @@ def learning_rate_at(config: Config, base_lr: float, progress: float, step: int)
     return float(lr)
 
 
-def ssim_weight_at(config: Config, progress: float) -> float:
-    """β of the generator loss at training ``progress`` in [0, 1] (see ``ssim_weight_final``)."""
-    if config.ssim_weight_final is None:
-        return float(config.ssim_weight)
-    p = min(max(progress, 0.0), 1.0)
-    b0, b1 = config.ssim_weight, config.ssim_weight_final
-    return float(b1 + (b0 - b1) * 0.5 * (1 + math.cos(math.pi * p)))
-
-
 def _make_optimizer(config: Config, lr: float, policy: str,
                     ema: bool = False) -> keras.optimizers.Optimizer:
     opt = keras.optimizers.Adam(learning_rate=lr, beta_1=config.adam_beta_1,
@@ -129,8 +120,6 @@ class Trainer:
         if self.adversarial:
             self.d_opt = _make_optimizer(config, self._d_lr(), policy)
             self.d_opt.build(self.discriminator.trainable_variables)
-        self.ssim_weight = tf.Variable(ssim_weight_at(config, 0.0), trainable=False,
-                                       dtype=tf.float32, name="ssim_weight")
         spec = tf.TensorSpec([config.batch_size, config.patch_size, config.patch_size,
                               self.n_channels], tf.float32)
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec])
@@ -167,9 +156,7 @@ class Trainer:
             else:
                 real_logits = fake_logits = None
             parts = L.generator_loss(y, fake, real_logits, fake_logits,
-                                     mse_weight=c.mse_weight,
-                                     ssim_weight=(self.ssim_weight if c.ssim_weight
-                                                  or c.ssim_weight_final else 0.0),
+                                     mse_weight=c.mse_weight, ssim_weight=c.ssim_weight,
                                      adv_weight=c.adv_weight, l1_weight=c.l1_weight,
                                      ssim_filter_size=c.ssim_filter_size)
             g_scaled = self._scale(self.g_opt, parts["total"])
@@ -183,33 +170,35 @@ class Trainer:
             out["l1"] = parts["l1"]
         return out
 
-    def apply_schedules(self, progress: float, step: int, scale: float = 1.0) -> float:
-        """Set the learning rates (times ``scale``) and β for ``progress``; returns G's rate."""
+    def set_learning_rate(self, progress: float, step: int, scale: float = 1.0) -> float:
+        """Set both rates for ``progress`` (times ``scale``); returns the generator's."""
         lr = scale * learning_rate_at(self.config, self.config.learning_rate, progress, step)
-        self.ssim_weight.assign(ssim_weight_at(self.config, progress))
         self.g_opt.learning_rate = lr
         if self.d_opt is not None:
             self.d_opt.learning_rate = scale * learning_rate_at(self.config, self._d_lr(),
                                                                 progress, step)
         return lr
 
-    def snapshot(self) -> list[np.ndarray]:
-        """Copies of every trained array: both networks and both optimizers' state."""
-        nets = [self.generator.get_weights(),
-                self.discriminator.get_weights() if self.discriminator else []]
-        return [w.copy() for ws in nets for w in ws] + [
-            a.copy() for a in self._opt_arrays(self.g_opt) + self._opt_arrays(self.d_opt)]
+    def _state_variables(self) -> dict[str, list]:
+        """Every trained variable by group: ``g``/``d`` the networks, ``gopt``/``dopt`` the
+        optimizers' state (empty groups where there is no discriminator)."""
+        D = self.discriminator
+        return {"g": list(self.generator.weights), "d": list(D.weights) if D else [],
+                "gopt": list(self.g_opt.variables),
+                "dopt": list(self.d_opt.variables) if self.d_opt else []}
 
-    def restore(self, arrays: list[np.ndarray]) -> None:
-        """Undo everything since :meth:`snapshot` returned ``arrays``."""
-        targets = list(self.generator.weights)
-        if self.discriminator is not None:
-            targets += list(self.discriminator.weights)
-        for opt in (self.g_opt, self.d_opt):
-            if opt is not None:
-                targets += list(opt.variables)
-        for v, a in zip(targets, arrays, strict=True):
-            v.assign(a)
+    def snapshot(self) -> dict[str, list[np.ndarray]]:
+        """Copies of every trained array, by group (what a checkpoint stores)."""
+        return {k: [np.array(v.numpy()) for v in vs]
+                for k, vs in self._state_variables().items()}
+
+    def restore(self, arrays: dict[str, list[np.ndarray]], where: str = "snapshot") -> None:
+        """Put back what :meth:`snapshot` returned; ``where`` names its origin in errors."""
+        for k, vs in self._state_variables().items():
+            if len(arrays.get(k, [])) != len(vs):
+                raise ValueError(f"{where}: the {k!r} state does not match this model")
+            for v, a in zip(vs, arrays[k], strict=True):
+                v.assign(a)
 
     @contextlib.contextmanager
     def averaged_weights(self) -> Iterator[None]:
@@ -273,18 +262,10 @@ class Trainer:
                 "val_ssim": float(np.mean([s["ssim"] for s in scores]))}
 
     # ------------------------------------------------------------------ checkpoints
-    def _opt_arrays(self, opt) -> list[np.ndarray]:
-        return [np.asarray(v.numpy()) for v in opt.variables] if opt is not None else []
-
     def save_checkpoint(self, directory: str, state: dict, best_weights: list | None) -> str:
         os.makedirs(directory, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
-        for prefix, ws in (("g", self.generator.get_weights()),
-                           ("d", self.discriminator.get_weights() if self.discriminator
-                            else []),
-                           ("gopt", self._opt_arrays(self.g_opt)),
-                           ("dopt", self._opt_arrays(self.d_opt)),
-                           ("best", best_weights or [])):
+        for prefix, ws in (*self.snapshot().items(), ("best", best_weights or [])):
             for i, a in enumerate(ws):
                 arrays[f"{prefix}_{i:04d}"] = a
         meta = dict(state, config=self.config.to_dict(), n_channels=self.n_channels,
@@ -325,16 +306,7 @@ class Trainer:
         if diff:
             raise ValueError(f"checkpoint in {directory} does not match this configuration "
                              f"(differs in: {', '.join(diff)})")
-        self.generator.set_weights(groups["g"])
-        if self.discriminator is not None:
-            self.discriminator.set_weights(groups["d"])
-        for opt, arrs in ((self.g_opt, groups["gopt"]), (self.d_opt, groups["dopt"])):
-            if opt is None:
-                continue
-            if len(arrs) != len(opt.variables):
-                raise ValueError(f"checkpoint in {directory}: optimizer state does not match")
-            for v, a in zip(opt.variables, arrs, strict=True):
-                v.assign(a)
+        self.restore(groups, where=f"checkpoint in {directory}")
         return meta, (groups["best"] or None)
 
     # ------------------------------------------------------------------ the loop
@@ -407,7 +379,7 @@ class Trainer:
             frac = step / total
             if budget_s is not None:
                 frac = max(frac, elapsed() / budget_s)
-            lr = self.apply_schedules(frac, step, lr_scale)
+            lr = self.set_learning_rate(frac, step, lr_scale)
             x, y = sampler.sample(rng)
             out = self.train_step(tf.constant(x), tf.constant(y))
             losses_f = {k: float(v) for k, v in out.items()}

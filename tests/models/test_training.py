@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from models import Config, EnhancementModel, TrainingCancelled
 from models.data import Normalization, PatchSampler
-from models.training import Trainer, learning_rate_at, ssim_weight_at
+from models.training import Trainer, learning_rate_at
 
 
 def _sampler(pairs, config):
@@ -201,23 +201,6 @@ def test_learning_rate_schedules():
     assert learning_rate_at(c, 1.0, 1.0, 100) == pytest.approx(0.0, abs=1e-12)
     k = Config.preset("paper")
     assert learning_rate_at(k, 1e-5, 0.7, 5000) == 1e-5
-
-
-def test_ssim_weight_follows_its_schedule_into_the_step(pairs):
-    """β falls along a cosine from ``ssim_weight`` to ``ssim_weight_final``; the compiled step
-    reads it each step (a variable, not a constant traced into the graph)."""
-    c = Config.preset("tiny", ssim_weight=0.1, ssim_weight_final=0.01, adv_weight=0.0)
-    assert ssim_weight_at(c, 0.0) == pytest.approx(0.1)
-    assert ssim_weight_at(c, 0.5) == pytest.approx(0.055)
-    assert ssim_weight_at(c, 1.0) == pytest.approx(0.01)
-    assert ssim_weight_at(Config.preset("tiny", ssim_weight=0.2), 0.7) == 0.2
-    t = Trainer(c, 3, "float32")
-    x, y = (tf.constant(a) for a in _sampler(pairs, c).sample(np.random.default_rng(0)))
-    for progress in (0.0, 1.0):
-        t.apply_schedules(progress, step=100)
-        out = t.train_step(x, y)
-        expected = float(out["mse"]) + ssim_weight_at(c, progress) * float(out["ssim_loss"])
-        assert float(out["g_total"]) == pytest.approx(expected, rel=1e-5)
 
 
 def test_bad_training_input(pairs):
