@@ -25,8 +25,49 @@ from bench.quality import DATA, load, parse_fields  # noqa: E402
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "tune")
 
 
+def _patchwise(trainer, image_cyx, patch: int):
+    """Prediction of non-overlapping ``patch``² crops, each without context (as in training)."""
+    import numpy as np
+
+    c, h, w = image_cyx.shape
+    hwc = np.moveaxis(image_cyx, 0, -1)
+    crops = [hwc[y:y + patch, x:x + patch] for y in range(0, h, patch) for x in range(0, w, patch)]
+    out = trainer.predict_fn(np.stack(crops))
+    res = np.zeros_like(hwc)
+    i = 0
+    for y in range(0, h, patch):
+        for x in range(0, w, patch):
+            res[y:y + patch, x:x + patch] = out[i]
+            i += 1
+    return np.moveaxis(res, -1, 0)
+
+
+def diagnose(model, vl, vh, tl, th) -> dict:
+    """With the averaged weights: validation fields whole and as context-free training-size
+    patches (does training on small patches fit inference on whole images?), and a few training
+    fields whole (does the model overfit the fields it trains on?)."""
+    import numpy as np
+
+    from models.metrics import score_image
+
+    trainer = model._ensure_built()
+    norm = model.normalization
+    nvl, nvh = [norm(a) for a in vl], [norm(a) for a in vh]
+    ntl, nth = [norm(a) for a in tl[:4]], [norm(a) for a in th[:4]]
+    with trainer.averaged_weights():
+        whole = trainer.validate(nvl, nvh)
+        patch = model.config.patch_size
+        pw = [score_image(_patchwise(trainer, a, patch), b) for a, b in zip(nvl, nvh, strict=True)]
+        train = trainer.validate(ntl, nth)
+    return {"val_whole": round(whole["val_psnr"], 3),
+            "val_patchwise": round(float(np.mean([s["psnr"] for s in pw])), 3),
+            "train4_whole": round(train["val_psnr"], 3),
+            "train4_ssim": round(train["val_ssim"], 4)}
+
+
 def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int,
-        train_fields: list[int], val_fields: list[int], raw_every: int = 300) -> dict:
+        train_fields: list[int], val_fields: list[int], raw_every: int = 300,
+        diag_every: int = 400) -> dict:
     from models import Config, EnhancementModel
     from models.networks import count_params
 
@@ -36,14 +77,18 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
     vl, vh = load(DATA, val_fields)
     losses: list[tuple[int, float]] = []
     raw_history: list[tuple[int, float, float]] = []
+    diagnostics: list[dict] = []
 
     def progress(p: dict) -> None:
         if p["step"] % 50 == 0:
             losses.append((p["step"], round(p["losses"].get("g_total", float("nan")), 6)))
         if cfg.ema_momentum is not None and p["step"] % raw_every == 0:
             # the raw (not averaged) weights on the same trajectory, to measure the average
-            v = model._ensure_built().validate(vl, vh)
+            norm = model.normalization
+            v = model._ensure_built().validate([norm(a) for a in vl], [norm(a) for a in vh])
             raw_history.append((p["step"], round(v["val_psnr"], 3), round(v["val_ssim"], 4)))
+        if diag_every and p["step"] % diag_every == 0:
+            diagnostics.append({"step": p["step"], **diagnose(model, vl, vh, tl, th)})
 
     t0 = time.perf_counter()
     res = model.train(tl, th, train_fields, val_lq=vl, val_hq=vh, minutes=minutes, seed=0,
@@ -55,7 +100,9 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
            "best_val_ssim": res.best_val_ssim,
            "history": [(h["step"], round(h["elapsed_s"]), round(h["val_psnr"], 3),
                         round(h["val_ssim"], 4)) for h in res.history],
-           "raw_history": raw_history, "losses": losses, "load": os.getloadavg()}
+           "recoveries": res.recoveries,
+           "raw_history": raw_history, "diagnostics": diagnostics, "losses": losses,
+           "load": os.getloadavg()}
     os.makedirs(OUT, exist_ok=True)
     model.save(os.path.join(OUT, f"{label}.model"))
     with open(os.path.join(OUT, f"{label}.json"), "w", encoding="utf-8") as fh:
@@ -85,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--val-every", type=int, default=100)
+    ap.add_argument("--diag-every", type=int, default=400,
+                    help="steps between diagnostics (0: none)")
     ap.add_argument("--train-fields", default="1-60")
     ap.add_argument("--val-fields", default="61-64")
     ap.add_argument("--table", action="store_true", help="print all recorded runs")
@@ -96,14 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--label is required")
     overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     rec = run(a.label, a.preset, overrides, a.minutes, a.val_every,
-              parse_fields(a.train_fields), parse_fields(a.val_fields))
+              parse_fields(a.train_fields), parse_fields(a.val_fields),
+              diag_every=a.diag_every)
     print(json.dumps({k: rec[k] for k in ("label", "steps", "best_step", "best_val_psnr",
-                                          "best_val_ssim", "train_s")}))
+                                          "best_val_ssim", "train_s", "recoveries")}))
     for h in rec["history"]:
         step, secs, psnr, ssim = h[:4]
         print(f"  step {step:5d}  {secs:4d}s  PSNR {psnr:.3f}  SSIM {ssim:.4f}")
     for step, psnr, ssim in rec["raw_history"]:
         print(f"  raw weights, step {step:5d}:  PSNR {psnr:.3f}  SSIM {ssim:.4f}")
+    for d in rec["diagnostics"]:
+        print("  diagnostics:", json.dumps(d))
     return 0
 
 

@@ -10,12 +10,13 @@ value raises ``ValueError`` naming the key. Presets:
     Meant for GPU workers.
 ``cpu-small``
     What trains the best model on two CPU cores within 15 minutes, chosen by measurement on the
-    validation fields of the W2S benchmark (``docs/benchmarks.md``): a 1.96 M-parameter residual
-    U-Net (32 base filters, 3 levels, 2 convolutions per block, full-resolution first level),
-    MSE + 0.1 · (1 − SSIM), Adam with a cosine learning rate from 1e-3 keyed to the wall-clock
-    budget, 8 × 128² patches, the best validation weights kept. The generator alone (γ = 0):
-    with a light adversarial term (γ = 1e-3, a 10-block discriminator with 2 convolutions per
-    block, kept in the preset for ``adv_weight > 0``) it scored clearly worse on validation.
+    validation fields of the W2S benchmark (``docs/benchmarks.md``): a 1.97 M-parameter residual
+    U-Net (16 base filters, 4 levels, 2 convolutions per block, full-resolution first level),
+    MSE + 0.1 · (1 − SSIM), Adam with a cosine learning rate from 2e-3 keyed to the wall-clock
+    budget, a moving average of the weights for validation and the kept model, 8 × 128²
+    patches, the best validation weights kept. The generator alone (γ = 0): with a light
+    adversarial term (γ = 1e-3, a 10-block discriminator with 2 convolutions per block, kept
+    in the preset for ``adv_weight > 0``) it scored clearly worse on validation.
 ``tiny``
     Trains in seconds; for tests and the demo.
 

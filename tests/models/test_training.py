@@ -59,15 +59,16 @@ def _weights(t):
 class _PoisonedSampler:
     """Hands out the wrapped sampler's batches, but an infinite LQ patch at the given calls."""
 
-    def __init__(self, sampler, poisoned_calls):
+    def __init__(self, sampler, poisoned_calls, value=np.inf):
         self.sampler, self.poisoned, self.calls = sampler, set(poisoned_calls), 0
+        self.value = value
 
     def sample(self, rng):
         x, y = self.sampler.sample(rng)
         self.calls += 1
         if self.calls in self.poisoned:
             x = x.copy()
-            x[0, 0, 0, 0] = np.inf
+            x[0, :, :, :] = self.value
         return x, y
 
 
@@ -79,10 +80,23 @@ def test_a_divergence_restarts_from_the_last_good_state_at_half_the_rate(pairs):
     sampler = _PoisonedSampler(_sampler(pairs, c), poisoned_calls={8})
     res = t.fit(sampler, steps=12, seed=0)
     assert res.steps == 12
-    assert res.recoveries == [{"step": 8, "restored_step": 5, "lr_scale": 0.5}]
+    assert res.recoveries == [{"step": 8, "restored_step": 5, "lr_scale": 0.5,
+                               "reason": "non-finite loss"}]
     assert all(np.isfinite(w).all() for w in t.generator.get_weights())
     assert all(np.isfinite(v) for v in res.final_losses.values())
     assert t.g_opt.learning_rate.numpy() == pytest.approx(0.5 * c.learning_rate)
+
+
+def test_an_exploding_finite_loss_also_restarts(pairs):
+    """A finite loss a hundred times the recent median (weights blowing up) is a divergence
+    too; ordinary batch-to-batch variation is not."""
+    c = Config.preset("tiny", val_every=5, adv_weight=0.0)
+    t = Trainer(c, 3, "float32")
+    sampler = _PoisonedSampler(_sampler(pairs, c), poisoned_calls={13}, value=1e4)
+    res = t.fit(sampler, steps=16, seed=0)
+    assert res.steps == 16
+    assert res.recoveries == [{"step": 13, "restored_step": 10, "lr_scale": 0.5,
+                               "reason": "exploding loss"}]
 
 
 def test_a_run_that_keeps_diverging_fails_naming_the_step(pairs):
