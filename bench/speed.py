@@ -85,7 +85,7 @@ def bench_inference(config, policy: str, size: int, repeats: int, bare_tile: int
     G = model.generator
     flops_px = conv_flops(build_generator(c, 3, "float32", input_hw=(256, 256))) / 256**2
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 4096, size=(3, size, size)).astype(np.float32)
+    image = rng.integers(0, 4096, size=(3, size, size)).astype(np.uint16)  # a 12-bit camera
     hwc = np.moveaxis(model.normalization(image), 0, -1)
     tiles = _tiles(hwc, bare_tile)
     dyn = tf.function(lambda x: G(x, training=False),

@@ -30,10 +30,40 @@ class Normalization:
     high: float = 99.8
 
     def params(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel ``(lo, hi)`` of a ``CYX`` image, each of shape ``(C,)``."""
-        flat = np.asarray(image, dtype=np.float32).reshape(image.shape[0], -1)
-        lo, hi = np.percentile(flat, [self.low, self.high], axis=1).astype(np.float32)
+        """Per-channel ``(lo, hi)`` of a ``CYX`` image, each of shape ``(C,)``.
+
+        Camera images hold integers: pass them in their integer dtype and the percentiles come
+        from a histogram (the same values as ``np.percentile``, about 5× faster on a 2048²
+        channel, where sorting was a tenth of the whole prediction's time).
+        """
+        a = np.asarray(image)
+        flat = a.reshape(a.shape[0], -1)
+        qs = (self.low, self.high)
+        if np.issubdtype(a.dtype, np.integer) and a.size:
+            lohi = np.array([percentiles_of_integers(ch, qs) for ch in flat], np.float64).T
+        else:
+            lohi = np.percentile(flat.astype(np.float32, copy=False), qs, axis=1)
+        lo, hi = lohi.astype(np.float32)
         return lo, hi
+
+    def apply_hwc(self, image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """:meth:`apply` written straight into a contiguous ``YXC`` array (the networks'
+        layout), without an intermediate ``CYX`` copy."""
+        scale = np.maximum(hi - lo, EPS)
+        out = np.empty((*image.shape[1:], image.shape[0]), np.float32)
+        for c in range(image.shape[0]):
+            np.subtract(image[c], lo[c], out=out[..., c], dtype=np.float32, casting="unsafe")
+            out[..., c] /= scale[c]
+        return out
+
+    @staticmethod
+    def invert_hwc_into(image_hwc: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                        out_cyx: np.ndarray) -> None:
+        """:meth:`invert` of a ``YXC`` prediction, written into ``out_cyx``."""
+        scale = np.maximum(hi - lo, EPS)
+        for c in range(out_cyx.shape[0]):
+            np.multiply(image_hwc[..., c], scale[c], out=out_cyx[c])
+            out_cyx[c] += lo[c]
 
     @staticmethod
     def apply(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -57,6 +87,33 @@ class Normalization:
     @classmethod
     def from_dict(cls, d: dict) -> Normalization:
         return cls(low=float(d["low"]), high=float(d["high"]))
+
+
+def percentiles_of_integers(values: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """``np.percentile(values, qs)`` (linear interpolation) of integer ``values`` from their
+    histogram: linear time instead of a partial sort."""
+    v = np.asarray(values).ravel()
+    lo_v = int(v.min())
+    span = int(v.max()) - lo_v
+    if span >= 1 << 24:  # a histogram that large costs more than it saves
+        return [float(x) for x in np.percentile(v, qs)]
+    shifted = v - v.dtype.type(lo_v) if v.dtype.kind == "u" else v.astype(np.int64) - lo_v
+    cum = np.cumsum(np.bincount(shifted.astype(np.intp, copy=False), minlength=span + 1))
+    n = v.size
+
+    def kth(k: int) -> float:  # the k-th smallest value (0-based)
+        return float(lo_v + int(np.searchsorted(cum, k, side="right")))
+
+    result = []
+    for q in qs:
+        pos = q / 100.0 * (n - 1)
+        k = int(math.floor(pos))
+        t = pos - k
+        a = kth(k)
+        b = kth(min(k + 1, n - 1))
+        # numpy's lerp: exact at both ends
+        result.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))
+    return result
 
 
 def as_cyx(image: np.ndarray, name: str = "image") -> np.ndarray:

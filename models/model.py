@@ -198,12 +198,11 @@ class EnhancementModel:
                   tile_size=tile_size or c.tile_size, overlap=overlap,
                   batch_size=batch_size or c.tile_batch, ensemble=ensemble, progress=progress)
         out = np.empty(planes.shape, np.float32)
+        norm = self.normalization
         for z, plane in enumerate(planes):
-            plane = plane.astype(np.float32)
-            lo, hi = self.normalization.params(plane)
-            x = np.moveaxis(self.normalization.apply(plane, lo, hi), 0, -1)
-            y = predict_image(trainer.predict_fn, x, **kw)
-            out[z] = self.normalization.invert(np.moveaxis(y, -1, 0), lo, hi)
+            lo, hi = norm.params(plane)  # in the input's dtype: integers take a histogram
+            y = predict_image(trainer.predict_fn, norm.apply_hwc(plane, lo, hi), **kw)
+            norm.invert_hwc_into(y, lo, hi, out[z])
         out = out.reshape(arr.shape)
         if out_dtype == "uint16":
             return np.clip(np.rint(out), 0, 65535).astype(np.uint16)

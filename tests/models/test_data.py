@@ -5,6 +5,7 @@ from models.data import (
     Normalization,
     PatchSampler,
     as_cyx,
+    percentiles_of_integers,
     rng_from_state,
     rng_state,
     split_by_field,
@@ -23,6 +24,35 @@ def test_normalization_round_trip_and_params():
     assert np.percentile(x[1], 99.8) == pytest.approx(1.0, abs=1e-4)
     np.testing.assert_allclose(n.invert(x, lo, hi), img, rtol=1e-5, atol=1e-3)
     assert Normalization.from_dict(n.to_dict()) == n
+
+
+@pytest.mark.parametrize("dtype,low,high", [("uint8", 0, 256), ("uint16", 90, 4000),
+                                             ("int16", -300, 300), ("uint16", 7, 8)])
+def test_integer_images_take_a_histogram_with_numpys_percentiles(dtype, low, high):
+    """The histogram path gives exactly what ``np.percentile`` gives (so training on floats
+    and predicting on the camera's integers normalise alike)."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(low, high, (3, 123, 77)).astype(dtype)
+    qs = (0.1, 1.0, 50.0, 99.8, 100.0)
+    for ch in img:
+        np.testing.assert_allclose(percentiles_of_integers(ch, qs), np.percentile(ch, qs),
+                                   rtol=1e-12)
+    n = Normalization(1.0, 99.8)
+    for got, want in zip(n.params(img), n.params(img.astype(np.float32)), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_normalisation_straight_into_the_network_layout():
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 4096, (3, 40, 24)).astype(np.uint16)
+    n = Normalization(1.0, 99.8)
+    lo, hi = n.params(img)
+    hwc = n.apply_hwc(img, lo, hi)
+    assert hwc.shape == (40, 24, 3) and hwc.flags.c_contiguous and hwc.dtype == np.float32
+    np.testing.assert_allclose(hwc, np.moveaxis(n.apply(img, lo, hi), 0, -1), rtol=1e-6)
+    back = np.empty((3, 40, 24), np.float32)
+    n.invert_hwc_into(hwc, lo, hi, back)
+    np.testing.assert_allclose(back, img, rtol=1e-5, atol=1e-2)
 
 
 def test_as_cyx():
