@@ -42,21 +42,16 @@ def _patchwise(trainer, image_cyx, patch: int):
     return np.moveaxis(res, -1, 0)
 
 
-def diagnose(model, vl, vh, tl, th) -> dict:
-    """With the averaged weights: validation fields whole and as context-free training-size
-    patches (does training on small patches fit inference on whole images?), and a few training
-    fields whole (does the model overfit the fields it trains on?)."""
+def diagnose(trainer, patch: int, nvl, nvh, ntl, nth) -> dict:
+    """With the averaged weights: normalised validation fields whole and as context-free
+    training-size patches (does training on small patches fit inference on whole images?), and
+    a few normalised training fields whole (does the model overfit the fields it trains on?)."""
     import numpy as np
 
     from models.metrics import score_image
 
-    trainer = model._ensure_built()
-    norm = model.normalization
-    nvl, nvh = [norm(a) for a in vl], [norm(a) for a in vh]
-    ntl, nth = [norm(a) for a in tl[:4]], [norm(a) for a in th[:4]]
     with trainer.averaged_weights():
         whole = trainer.validate(nvl, nvh)
-        patch = model.config.patch_size
         pw = [score_image(_patchwise(trainer, a, patch), b) for a, b in zip(nvl, nvh, strict=True)]
         train = trainer.validate(ntl, nth)
     return {"val_whole": round(whole["val_psnr"], 3),
@@ -78,17 +73,20 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
     losses: list[tuple[int, float]] = []
     raw_history: list[tuple[int, float, float]] = []
     diagnostics: list[dict] = []
+    norm = model.normalization  # the images the trainer validates on, normalised once
+    nvl, nvh = [norm(a) for a in vl], [norm(a) for a in vh]
+    ntl, nth = [norm(a) for a in tl[:4]], [norm(a) for a in th[:4]]
 
     def progress(p: dict) -> None:
         if p["step"] % 50 == 0:
             losses.append((p["step"], round(p["losses"].get("g_total", float("nan")), 6)))
         if cfg.ema_momentum is not None and p["step"] % raw_every == 0:
             # the raw (not averaged) weights on the same trajectory, to measure the average
-            norm = model.normalization
-            v = model._ensure_built().validate([norm(a) for a in vl], [norm(a) for a in vh])
+            v = model._ensure_built().validate(nvl, nvh)
             raw_history.append((p["step"], round(v["val_psnr"], 3), round(v["val_ssim"], 4)))
         if diag_every and p["step"] % diag_every == 0:
-            diagnostics.append({"step": p["step"], **diagnose(model, vl, vh, tl, th)})
+            diagnostics.append({"step": p["step"], **diagnose(
+                model._ensure_built(), cfg.patch_size, nvl, nvh, ntl, nth)})
 
     t0 = time.perf_counter()
     res = model.train(tl, th, train_fields, val_lq=vl, val_hq=vh, minutes=minutes, seed=0,

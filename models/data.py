@@ -23,7 +23,7 @@ class Normalization:
 
     Its parameters (the percentiles) are saved with a model, so inference normalises a new image
     exactly as the training images were, and maps the output back with the *input's* own
-    percentiles (``invert``), i.e. into the input's intensity scale.
+    percentiles (``invert_hwc_into``), i.e. into the input's intensity scale.
     """
 
     low: float = 1.0
@@ -59,7 +59,8 @@ class Normalization:
     @staticmethod
     def invert_hwc_into(image_hwc: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                         out_cyx: np.ndarray) -> None:
-        """:meth:`invert` of a ``YXC`` prediction, written into ``out_cyx``."""
+        """Undo :meth:`apply` on a ``YXC`` prediction, writing the ``CYX`` result into
+        ``out_cyx`` (the caller's output array: no intermediate copy)."""
         scale = np.maximum(hi - lo, EPS)
         for c in range(out_cyx.shape[0]):
             np.multiply(image_hwc[..., c], scale[c], out=out_cyx[c])
@@ -70,12 +71,6 @@ class Normalization:
         scale = np.maximum(hi - lo, EPS)
         return ((np.asarray(image, np.float32) - lo[:, None, None])
                 / scale[:, None, None]).astype(np.float32)
-
-    @staticmethod
-    def invert(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        scale = np.maximum(hi - lo, EPS)
-        return (np.asarray(image, np.float32) * scale[:, None, None]
-                + lo[:, None, None]).astype(np.float32)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         lo, hi = self.params(image)
