@@ -42,10 +42,12 @@ def _patchwise(trainer, image_cyx, patch: int):
     return np.moveaxis(res, -1, 0)
 
 
-def diagnose(trainer, patch: int, nvl, nvh, ntl, nth) -> dict:
+def diagnose(trainer, twin, patch: int, nvl, nvh, ntl, nth) -> dict:
     """With the averaged weights: normalised validation fields whole and as context-free
-    training-size patches (does training on small patches fit inference on whole images?), and
-    a few normalised training fields whole (does the model overfit the fields it trains on?)."""
+    training-size patches (does training on small patches fit inference on whole images?), a
+    few normalised training fields whole (does the model overfit the fields it trains on?), the
+    training objective itself (MSE against the training-normalised target) on those fields, and
+    the same weights run in float32 by ``twin`` (does the mixed policy's rounding cost PSNR?)."""
     import numpy as np
 
     from models.metrics import score_image
@@ -54,10 +56,22 @@ def diagnose(trainer, patch: int, nvl, nvh, ntl, nth) -> dict:
         whole = trainer.validate(nvl, nvh)
         pw = [score_image(_patchwise(trainer, a, patch), b) for a, b in zip(nvl, nvh, strict=True)]
         train = trainer.validate(ntl, nth)
-    return {"val_whole": round(whole["val_psnr"], 3),
+        objective = float(np.mean([np.mean((trainer.predict_normalized(a) - b) ** 2)
+                                   for a, b in zip(ntl, nth, strict=True)]))
+        out = {}
+        if twin is not None:
+            twin.generator.set_weights(trainer.generator.get_weights())
+            f32 = twin.validate(nvl, nvh)
+            out = {"val_whole_f32": round(f32["val_psnr"], 3),
+                   "val_ssim_f32": round(f32["val_ssim"], 4)}
+        wnorm = float(np.sqrt(sum(float(np.sum(w.astype(np.float64) ** 2))
+                                  for w in trainer.generator.get_weights())))
+    return {"val_whole": round(whole["val_psnr"], 3), **out,
             "val_patchwise": round(float(np.mean([s["psnr"] for s in pw])), 3),
             "train4_whole": round(train["val_psnr"], 3),
-            "train4_ssim": round(train["val_ssim"], 4)}
+            "train4_ssim": round(train["val_ssim"], 4),
+            "train4_objective_mse": round(objective, 6),
+            "weight_norm": round(wnorm, 2)}
 
 
 def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int,
@@ -73,6 +87,7 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
     losses: list[tuple[int, float]] = []
     raw_history: list[tuple[int, float, float]] = []
     diagnostics: list[dict] = []
+    twins: list = []  # a float32 generator that runs the same weights, built once
     norm = model.normalization  # the images the trainer validates on, normalised once
     nvl, nvh = [norm(a) for a in vl], [norm(a) for a in vh]
     ntl, nth = [norm(a) for a in tl[:4]], [norm(a) for a in th[:4]]
@@ -85,8 +100,13 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
             v = model._ensure_built().validate(nvl, nvh)
             raw_history.append((p["step"], round(v["val_psnr"], 3), round(v["val_ssim"], 4)))
         if diag_every and p["step"] % diag_every == 0:
+            trainer = model._ensure_built()
+            if not twins and trainer.policy != "float32":
+                from models.training import Trainer
+                twins.append(Trainer(cfg.with_overrides({"adv_weight": 0.0}),
+                                     trainer.n_channels, "float32"))
             diagnostics.append({"step": p["step"], **diagnose(
-                model._ensure_built(), cfg.patch_size, nvl, nvh, ntl, nth)})
+                trainer, twins[0] if twins else None, cfg.patch_size, nvl, nvh, ntl, nth)})
 
     t0 = time.perf_counter()
     res = model.train(tl, th, train_fields, val_lq=vl, val_hq=vh, minutes=minutes, seed=0,

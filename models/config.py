@@ -68,7 +68,11 @@ class Config:
         ``steps`` (maximum number of steps), ``minutes`` (wall-clock budget, None: no budget);
         training ends at whichever comes first.
     Data
-        ``norm_low`` / ``norm_high`` (per-image, per-channel percentiles), ``val_fraction``,
+        ``norm_low`` / ``norm_high`` (per-image, per-channel percentiles), ``fit_target_to_input``
+        (after its own normalisation each HQ target is mapped by the least-squares scale and
+        offset onto its normalised LQ input, so the network need not guess from a patch the
+        other microscope's per-image intensity scale; see :func:`models.data.fit_to_input`),
+        ``val_fraction``,
         ``foreground_threshold`` / ``foreground_min_fraction`` (patch sampling),
         ``augment_flips``, ``augment_rot90``, ``augment_translate``.
     Bookkeeping
@@ -118,6 +122,7 @@ class Config:
     # data
     norm_low: float = 1.0
     norm_high: float = 99.8
+    fit_target_to_input: bool = True
     val_fraction: float = 0.1
     foreground_threshold: float = 0.2
     foreground_min_fraction: float = 0.02

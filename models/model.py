@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
-from .data import Normalization, PatchSampler, as_cyx, split_by_field
+from .data import Normalization, PatchSampler, as_cyx, fit_to_input, split_by_field
 from .precision import describe_hardware, resolve_precision
 
 WEIGHTS_FILE = "generator.weights.h5"
@@ -136,6 +136,8 @@ class EnhancementModel:
             vl, vh = [lq[i] for i in val_idx], [hq[i] for i in val_idx]
         norm = self.normalization
         t_lq, t_hq = [norm(a) for a in t_lq], [norm(a) for a in t_hq]
+        if c.fit_target_to_input:
+            t_hq = [fit_to_input(b, a) for a, b in zip(t_lq, t_hq, strict=True)]
         vl = [norm(a) for a in vl[:c.val_max_images]]
         vh = [norm(a) for a in vh[:c.val_max_images]]
         sampler = PatchSampler(t_lq, t_hq, c.patch_size, c.batch_size,

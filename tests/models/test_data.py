@@ -5,6 +5,7 @@ from models.data import (
     Normalization,
     PatchSampler,
     as_cyx,
+    fit_to_input,
     percentiles_of_integers,
     rng_from_state,
     rng_state,
@@ -55,6 +56,22 @@ def test_normalisation_straight_into_the_network_layout():
     back = np.empty((3, 40, 24), np.float32)
     n.invert_hwc_into(hwc, lo, hi, back)
     np.testing.assert_allclose(back, img, rtol=1e-5, atol=1e-2)
+
+
+def test_targets_fitted_to_the_input_scale():
+    """The HQ target takes the LQ's intensity scale (scale and offset recovered from the noisy
+    LQ without attenuation); a channel with nothing in common keeps its own normalisation."""
+    rng = np.random.default_rng(3)
+    clean = rng.random((2, 96, 96)).astype(np.float32)
+    hq = clean.copy()
+    lq = np.empty_like(clean)
+    lq[0] = 0.6 * clean[0] + 0.05 + rng.normal(0, 0.2, clean[0].shape)  # noisy, other scale
+    lq[1] = -clean[1] + rng.normal(0, 0.01, clean[1].shape)  # anti-correlated: no fit
+    fitted = fit_to_input(hq, lq)
+    assert fitted.dtype == np.float32 and fitted.shape == hq.shape
+    np.testing.assert_allclose(fitted[0], 0.6 * clean[0] + 0.05, atol=0.01)
+    np.testing.assert_array_equal(fitted[1], hq[1])
+    np.testing.assert_array_equal(hq, clean)  # the caller's array is left alone
 
 
 def test_as_cyx():
