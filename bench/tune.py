@@ -78,7 +78,9 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
         train_fields: list[int], val_fields: list[int], raw_every: int = 300,
         diag_every: int = 400) -> dict:
     from models import Config, EnhancementModel
+    from models.data import fit_to_input
     from models.networks import count_params
+    from models.training import Trainer
 
     cfg = Config.preset(preset).with_overrides({"val_every": val_every, **overrides})
     model = EnhancementModel(cfg, name=f"tune-{label}")
@@ -87,10 +89,15 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
     losses: list[tuple[int, float]] = []
     raw_history: list[tuple[int, float, float]] = []
     diagnostics: list[dict] = []
-    twins: list = []  # a float32 generator that runs the same weights, built once
+    # the same weights run in float32 (the mixed policy's rounding measured), built once
+    twin = (Trainer(cfg.with_overrides(adv_weight=0.0), tl[0].shape[0], "float32")
+            if diag_every and model.policy != "float32" else None)
     norm = model.normalization  # the images the trainer validates on, normalised once
     nvl, nvh = [norm(a) for a in vl], [norm(a) for a in vh]
-    ntl, nth = [norm(a) for a in tl[:4]], [norm(a) for a in th[:4]]
+    ntl = [norm(a) for a in tl[:4]]
+    nth = [norm(a) for a in th[:4]]
+    if cfg.fit_target_to_input:  # the targets training sees, so the objective is the real one
+        nth = [fit_to_input(b, a) for a, b in zip(ntl, nth, strict=True)]
 
     def progress(p: dict) -> None:
         if p["step"] % 50 == 0:
@@ -100,13 +107,8 @@ def run(label: str, preset: str, overrides: dict, minutes: float, val_every: int
             v = model._ensure_built().validate(nvl, nvh)
             raw_history.append((p["step"], round(v["val_psnr"], 3), round(v["val_ssim"], 4)))
         if diag_every and p["step"] % diag_every == 0:
-            trainer = model._ensure_built()
-            if not twins and trainer.policy != "float32":
-                from models.training import Trainer
-                twins.append(Trainer(cfg.with_overrides({"adv_weight": 0.0}),
-                                     trainer.n_channels, "float32"))
             diagnostics.append({"step": p["step"], **diagnose(
-                trainer, twins[0] if twins else None, cfg.patch_size, nvl, nvh, ntl, nth)})
+                model._ensure_built(), twin, cfg.patch_size, nvl, nvh, ntl, nth)})
 
     t0 = time.perf_counter()
     res = model.train(tl, th, train_fields, val_lq=vl, val_hq=vh, minutes=minutes, seed=0,

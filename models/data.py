@@ -124,15 +124,13 @@ def fit_to_input(target: np.ndarray, lq: np.ndarray) -> np.ndarray:
     by 1.4 dB. Fitted targets leave only what the score measures. A channel whose fit is not
     positive (no shared structure, e.g. misregistered) keeps its percentile normalisation.
     """
+    from .metrics import minmse_scale_offset
+
     out = np.array(target, dtype=np.float32, copy=True)
     for c in range(out.shape[0]):
-        t = out[c].astype(np.float64)
-        x = np.asarray(lq[c], np.float64)
-        tc = t - t.mean()
-        var = float(np.mean(tc * tc))
-        scale = float(np.mean(tc * (x - x.mean()))) / var if var > 0 else 0.0
+        scale, offset = minmse_scale_offset(out[c], lq[c])
         if scale > 0 and math.isfinite(scale):
-            out[c] = (scale * tc + x.mean()).astype(np.float32)
+            out[c] = scale * out[c] + offset
     return out
 
 

@@ -33,15 +33,20 @@ def normalize_percentile(x: np.ndarray, low: float = GT_LOW, high: float = GT_HI
     return (x - lo) / max(hi - lo, eps)
 
 
-def normalize_minmse(x: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``a·x + b`` with ``a, b`` minimising ``‖a·x + b − target‖²`` (CSBDeep's protocol)."""
+def minmse_scale_offset(x: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """``(a, b)`` minimising ``‖a·x + b − target‖²`` (``a = 0`` for a constant ``x``)."""
     x = np.asarray(x, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
     xc = x - x.mean()
     var = float(np.mean(xc * xc))
     a = float(np.mean(xc * (t - t.mean()))) / var if var > 0 else 0.0
-    b = float(t.mean()) - a * float(x.mean())
-    return a * x + b
+    return a, float(t.mean()) - a * float(x.mean())
+
+
+def normalize_minmse(x: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``a·x + b`` with ``a, b`` minimising ``‖a·x + b − target‖²`` (CSBDeep's protocol)."""
+    a, b = minmse_scale_offset(x, target)
+    return a * np.asarray(x, dtype=np.float64) + b
 
 
 def score_channel(prediction: np.ndarray, ground_truth: np.ndarray) -> dict[str, float]:
