@@ -1,8 +1,9 @@
-# One image for the API and every worker. Build the GPU variant with
+# One image for the API and every worker (the worker extra: TensorFlow). Build the GPU variant with
 #   docker build --build-arg PIP_EXTRAS=gpu -t pairscope:gpu .
+# or an API-only image, without TensorFlow, with --build-arg PIP_EXTRAS= (empty).
 FROM python:3.11-slim
 
-ARG PIP_EXTRAS=""
+ARG PIP_EXTRAS="worker"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 
 WORKDIR /app

@@ -16,6 +16,7 @@ QUEUES = ("train", "infer", "default")
 READINESS_REPORT = "pairscope.readiness_report"
 ALIGN_PAIR = "pairscope.align_pair"
 TRAIN = "pairscope.train"
+PRETRAIN = "pairscope.pretrain"
 ENHANCE = "pairscope.enhance"
 REAP_STALE_JOBS = "pairscope.reap_stale_jobs"
 
@@ -23,6 +24,7 @@ TASK_ROUTES = {
     READINESS_REPORT: {"queue": "default"},
     ALIGN_PAIR: {"queue": "default"},
     TRAIN: {"queue": "train"},
+    PRETRAIN: {"queue": "train"},
     ENHANCE: {"queue": "infer"},
     REAP_STALE_JOBS: {"queue": "default"},
 }
@@ -63,6 +65,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # The filesystem transport has no fan-out: remote control and events are off.
         config["worker_enable_remote_control"] = False
     else:
+        # Task events for Flower and `celery events` (the filesystem broker cannot carry them).
+        config["worker_send_task_events"] = True
+        config["task_send_sent_event"] = True
         config["broker_transport_options"] = {
             "visibility_timeout": settings.broker_visibility_timeout_s
         }

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.settings import Settings
 
 
-def make_engine(settings: Settings) -> Engine:
-    """Create the engine; SQLite gets WAL and a busy timeout so API and worker can share it."""
+def make_engine(settings: Settings, statement_timeout: bool = True) -> Engine:
+    """Create the engine; SQLite gets WAL and a busy timeout so API and worker can share it.
+    PostgreSQL gets a connect timeout and (unless `statement_timeout` is off, as for
+    migrations) a statement timeout, so an unreachable or stuck server is an error, not a hang."""
     url = make_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -30,7 +32,25 @@ def make_engine(settings: Settings) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, object] = {}
+    if url.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = settings.database_connect_timeout_s
+        milliseconds = int(settings.database_statement_timeout_s * 1000)
+        if statement_timeout and milliseconds:
+            # merged with any `options` the URL carries (a search_path, say), not replacing them
+            given = url.query.get("options", "")
+            given = given if isinstance(given, str) else " ".join(given)
+            connect_args["options"] = f"{given} -c statement_timeout={milliseconds}".strip()
+    # As many connections as the API's thread pool runs requests (anyio's 40), so a burst of
+    # requests waits for a thread, not for a connection; a wait past pool_timeout is a 503.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        pool_size=10,
+        max_overflow=30,
+        pool_timeout=10,
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

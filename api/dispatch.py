@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import Any
 
@@ -9,8 +10,9 @@ from celery import Celery
 from sqlalchemy.orm import Session
 
 from api.celery_config import celery_config
-from api.errors import ApiError
 from api.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class Dispatcher:
@@ -26,21 +28,27 @@ class Dispatcher:
         return app
 
     def send(self, name: str, *args: Any) -> str:
-        return self.app.send_task(name, args=list(args)).id
+        """Send a task; a broker failure is logged here with its text (callers answer in words
+        that do not reveal the broker's address) and raised."""
+        try:
+            return self.app.send_task(name, args=list(args)).id
+        except Exception:
+            logger.warning("could not send %s%r to the broker", name, args, exc_info=True)
+            raise
 
-    def send_or_undo(self, session: Session, name: str, row: Any) -> None:
-        """Send the task for a row just committed; if the broker cannot be reached, delete the
-        row again and answer 503, so a failed request leaves nothing behind."""
+    def send_recorded(self, session: Session, name: str, row: Any) -> bool:
+        """Send the task for a row just committed with `dispatched_at` set. If the broker cannot
+        be reached the row stays queued with `dispatched_at` cleared, and the reconciler in every
+        worker sends it once the broker is back: accepted work is never dropped for a broker
+        outage. Returns whether it was sent now."""
         try:
             self.send(name, row.id)
         except Exception as exc:
-            session.delete(row)
+            logger.warning("%s %s waits for the task queue: %s", name, row.id, exc)
+            row.dispatched_at = None
             session.commit()
-            raise ApiError(
-                503,
-                "broker_unavailable",
-                f"the task queue cannot be reached; nothing was queued ({exc})",
-            ) from exc
+            return False
+        return True
 
     def check(self) -> str:
         """Raise if the broker cannot be reached; describe it otherwise."""

@@ -6,13 +6,22 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
+from botocore.exceptions import ConnectionError as StoreConnectionError
+from botocore.exceptions import HTTPClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.security_headers import SECURITY_HEADERS
+
+log = logging.getLogger("pairscope.api")
 
 
 class ApiError(Exception):
@@ -51,6 +60,33 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+# Seconds a client is told to wait before trying again when a dependency is unreachable.
+RETRY_AFTER_S = 5
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a dependency did not answer, in words that name no host, port or credential."""
+    text = str(exc).lower()
+    if "timeout" in text or "timed out" in text or "canceling statement" in text:
+        return "it did not answer in time"
+    if "refused" in text or "connect" in text:
+        return "it refused the connection or could not be reached"
+    return "the connection failed"
+
+
+def unavailable(request: Request, exc: BaseException, code: str, what: str) -> JSONResponse:
+    """A dependency is down: 503 in the error shape with a reason, logged in full once."""
+    log.warning(
+        "%s: %s %s: %s: %s", code, request.method, request.url.path, type(exc).__name__, exc
+    )
+    message = f"{what} cannot be reached ({_reason(exc)}); try again shortly"
+    return JSONResponse(
+        _body(503, code, message, [], reason=_reason(exc)),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -76,3 +112,37 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         message = "this conflicts with an existing record (a duplicate or a record still in use)"
         return JSONResponse(_body(409, "conflict", message, []), status_code=409)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        return unavailable(request, exc, "database_unavailable", "the database")
+
+    @app.exception_handler(PoolTimeout)
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        """Every pooled connection stayed busy for the pool timeout: load, not a fault."""
+        return unavailable(request, exc, "database_busy", "the database")
+
+    @app.exception_handler(StoreConnectionError)
+    @app.exception_handler(HTTPClientError)
+    async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+        return unavailable(request, exc, "object_store_unavailable", "the object store")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Anything no other handler answers: logged in full with a request id, answered in the
+        error shape with that id and no exception text (it may name internals)."""
+        request_id = uuid.uuid4().hex
+        log.error(
+            "unexpected error, request %s: %s %s",
+            request_id,
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        message = f"an unexpected error occurred; quote request id {request_id} when reporting it"
+        return JSONResponse(
+            _body(500, "internal_error", message, [], request_id=request_id),
+            status_code=500,
+            headers={"X-Request-ID": request_id, **SECURITY_HEADERS},
+        )

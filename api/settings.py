@@ -21,6 +21,14 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("var"), description="Where embedded data lives.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    database_connect_timeout_s: int = Field(
+        5, ge=1, description="Seconds to wait for PostgreSQL to accept a connection."
+    )
+    database_statement_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description="PostgreSQL cancels a statement running longer than this (0: never).",
+    )
 
     storage_backend: Literal["local", "s3"] = "local"
     objects_dir: Path | None = Field(
@@ -31,11 +39,23 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+    s3_connect_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds to wait for the object store to accept a connection."
+    )
+    s3_read_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds to wait for the object store to answer a request."
+    )
+    s3_max_attempts: int = Field(
+        3, ge=1, description="Tries per object-store call (the first one included)."
+    )
 
     broker_url: str = Field("", description="Celery broker; empty means the filesystem broker.")
     result_backend: str = Field("", description="Celery results; empty means SQLite in data_dir.")
     broker_visibility_timeout_s: int = Field(
-        6 * 3600, gt=0, description="Seconds before an unacknowledged task is redelivered (Redis)."
+        3600,
+        gt=0,
+        description="Seconds before an unacknowledged task is redelivered (Redis); recovery "
+        "does not wait for it (see docs/architecture.md).",
     )
 
     host: str = "127.0.0.1"
@@ -52,6 +72,12 @@ class Settings(BaseSettings):
         120.0, gt=0, description="A running job unheard of this long is requeued or failed."
     )
     job_max_attempts: int = Field(3, ge=1, description="Deliveries before a job is failed.")
+    dispatch_grace_s: float = Field(
+        300.0,
+        gt=0,
+        description="A row still waiting this long after its task was sent is sent again, "
+        "if its queue is empty (the message was lost).",
+    )
     worker_precision: str = Field(
         "auto", description="Training precision when a job does not set one (auto: hardware)."
     )

@@ -7,17 +7,21 @@ oversized write leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from api.settings import Settings
+from models.files import atomic_write
 
 CHUNK = 1024 * 1024
+# A readiness probe must answer fast: one try, short timeouts, whatever the settings say.
+PROBE_TIMEOUT_S = 2.0
+
+log = logging.getLogger("pairscope.storage")
 
 
 class ObjectTooLarge(Exception):
@@ -37,14 +41,6 @@ class StoredObject:
     key: str
     size: int
     sha256: str
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class HashingReader:
@@ -106,30 +102,16 @@ class LocalStore:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         reader = HashingReader(stream, limit)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := reader.read(CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, durable=True) as tmp, tmp.open("wb") as out:
+            while chunk := reader.read(CHUNK):
+                out.write(chunk)
         return StoredObject(key, reader.size, reader.sha256)
 
     def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        os.close(fd)
-        try:
+        with atomic_write(target) as tmp:
             shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return StoredObject(key, target.stat().st_size, sha256)
 
     def iter_bytes(self, key: str) -> Iterator[bytes]:
@@ -163,14 +145,25 @@ class S3Store:
 
         self.bucket = settings.s3_bucket
         self.endpoint = settings.s3_endpoint_url or None
-        self._client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key_id or None,
-            aws_secret_access_key=settings.s3_secret_access_key or None,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5),
+
+        def client(connect_timeout: float, read_timeout: float, attempts: int):  # type: ignore[no-untyped-def]
+            return boto3.client(
+                "s3",
+                endpoint_url=self.endpoint,
+                region_name=settings.s3_region,
+                aws_access_key_id=settings.s3_access_key_id or None,
+                aws_secret_access_key=settings.s3_secret_access_key or None,
+                config=Config(
+                    retries={"total_max_attempts": attempts, "mode": "standard"},
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                ),
+            )
+
+        self._client = client(
+            settings.s3_connect_timeout_s, settings.s3_read_timeout_s, settings.s3_max_attempts
         )
+        self._probe_client = client(PROBE_TIMEOUT_S, PROBE_TIMEOUT_S, 1)
         self._transfer = TransferConfig(
             multipart_threshold=16 * CHUNK, multipart_chunksize=16 * CHUNK, max_concurrency=4
         )
@@ -180,7 +173,7 @@ class S3Store:
         try:
             self._client.upload_fileobj(reader, self.bucket, _safe_key(key), Config=self._transfer)
         except BaseException:
-            self.delete(key)
+            self._discard(key)
             raise
         return StoredObject(key, reader.size, reader.sha256)
 
@@ -189,7 +182,7 @@ class S3Store:
         try:
             self._client.upload_file(str(path), self.bucket, _safe_key(key), Config=self._transfer)
         except BaseException:
-            self.delete(key)
+            self._discard(key)
             raise
         return StoredObject(key, path.stat().st_size, sha256)
 
@@ -219,8 +212,16 @@ class S3Store:
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=_safe_key(key))
 
+    def _discard(self, key: str) -> None:
+        """Remove a partial write; when the store is unreachable there is nothing to remove
+        (S3 keeps no object whose upload did not complete), so the write's own error stands."""
+        try:
+            self._probe_client.delete_object(Bucket=self.bucket, Key=_safe_key(key))
+        except Exception as exc:
+            log.warning("could not remove the partial object %s: %s", key, exc)
+
     def check(self) -> str:
-        self._client.head_bucket(Bucket=self.bucket)
+        self._probe_client.head_bucket(Bucket=self.bucket)
         return f"s3://{self.bucket}" + (f" at {self.endpoint}" if self.endpoint else "")
 
 

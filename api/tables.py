@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 
@@ -142,9 +143,17 @@ class Pairing(Base):
         ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # each institution's own consent to lend the pairing's pairs to pretraining a shared base
+    lq_share_for_pretraining: Mapped[bool] = mapped_column(default=False, server_default=false())
+    hq_share_for_pretraining: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     lq_microscope: Mapped[Microscope] = relationship(foreign_keys=[lq_microscope_id])
     hq_microscope: Mapped[Microscope] = relationship(foreign_keys=[hq_microscope_id])
+
+    @property
+    def share_for_pretraining(self) -> bool:
+        """Pretraining reads the pairing's pairs only while both institutions consent."""
+        return self.lq_share_for_pretraining and self.hq_share_for_pretraining
 
 
 class Principal(Base):
@@ -184,6 +193,7 @@ class ReadinessReport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Side(enum.StrEnum):
@@ -258,8 +268,13 @@ class Pair(Base):
         ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
     )
     accepted_manually_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    rejected_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    rejected_manually_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     lq_image: Mapped[Image] = relationship(foreign_keys=[lq_image_id])
     hq_image: Mapped[Image] = relationship(foreign_keys=[hq_image_id])
@@ -346,6 +361,7 @@ class TrainingJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ModelVersion(Base):
@@ -373,6 +389,13 @@ class ModelVersion(Base):
     report_png_key: Mapped[str] = mapped_column(String(500))
     report_png_sha256: Mapped[str] = mapped_column(String(64))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the bioimage.io package built at publish time, or why it could not be
+    bioimageio_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    bioimageio_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    bioimageio_error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # the LQ microscope's pixel it learned from, and the aligned (HQ) grid it runs on
+    lq_pixel_size_um: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hq_pixel_size_um: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -424,6 +447,8 @@ class EnhancementJob(Base):
     worker_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     items: Mapped[list[EnhancementItem]] = relationship(
         back_populates="job", order_by="EnhancementItem.id", cascade="all, delete-orphan"
@@ -446,6 +471,8 @@ class EnhancementItem(Base):
     input_shape: Mapped[list[Any]] = mapped_column(JSON)
     input_axes: Mapped[str] = mapped_column(String(10))
     pixel_size_um: Mapped[float] = mapped_column(Float)
+    # models/pixel_grid.py's PixelSizePlan: the input's pixel, the model's grid, what was done
+    pixel_size: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cache_key: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"))
     reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
@@ -455,6 +482,74 @@ class EnhancementItem(Base):
         Integer().with_variant(BigInteger(), "postgresql"), nullable=True
     )
     preview_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # models/trust.py's summary (consistency, OOD, uncertainty, review) and the maps' OME-TIFF
+    trust: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    trust_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    trust_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     job: Mapped[EnhancementJob] = relationship(back_populates="items")
+
+
+class PretrainingJob(Base):
+    """One pretraining run of the network's channel-agnostic base model (admin only)."""
+
+    __tablename__ = "pretraining_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    preset: Mapped[str] = mapped_column(String(30))
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # models/base_models.py's PretrainingRecipe: the synthetic fields to simulate
+    recipe: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[float | None] = mapped_column(Float, nullable=True)
+    state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    started_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
+    )
+    worker_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class BaseVersion(Base):
+    """A channel-agnostic (single-channel, applied per channel) base generator that pairings
+    fine-tune from, numbered network-wide, with its lineage: the synthetic recipe and every
+    snapshot it read (`sources`: pairing id, dataset id, digest). A withdrawal of consent by a
+    pairing it read marks it tainted; the next base leaves that pairing out."""
+
+    __tablename__ = "base_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("pretraining_jobs.id"), unique=True)
+    recipe: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sources: Mapped[list[Any]] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer)
+    n_channels: Mapped[int] = mapped_column(Integer)
+    # the range of (aligned-grid) pixel sizes it learned on
+    pixel_size_min_um: Mapped[float] = mapped_column(Float)
+    pixel_size_max_um: Mapped[float] = mapped_column(Float)
+    software: Mapped[dict[str, Any]] = mapped_column(JSON)
+    training: Mapped[dict[str, Any]] = mapped_column(JSON)
+    device: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    model_key: Mapped[str] = mapped_column(String(500))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    tainted_by_withdrawal: Mapped[bool] = mapped_column(default=False, server_default=false())
+    taint_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    tainted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def pairing_ids(self) -> list[int]:
+        return sorted({int(s["pairing_id"]) for s in self.sources})

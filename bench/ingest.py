@@ -18,7 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import httpx
 import numpy as np
 import psutil
@@ -26,7 +25,14 @@ import tifffile
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.conftest import free_port, stop, wait_for_http  # noqa: E402
+from pairscope.testing.processes import (  # noqa: E402
+    create_key_with_cli,
+    free_port,
+    moto_server,
+    s3_client,
+    stop,
+    wait_for_http,
+)
 
 CHANNELS = [
     {"name": n, "excitation_nm": e, "emission_nm": m}
@@ -66,23 +72,14 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pairscope-bench-ingest-"))
-    creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
-    s3_port, api_port = free_port(), free_port()
-    s3_url = f"http://127.0.0.1:{s3_port}"
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
-        env={**os.environ, **creds},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_http(s3_url + "/moto-api/", process=moto)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    with moto_server() as s3_url:
+        run(args, work, s3_url)
+
+
+def run(args: argparse.Namespace, work: Path, s3_url: str) -> None:
+    """Everything measured against one moto server and one `pairscope serve --no-worker`."""
+    api_port = free_port()
+    s3 = s3_client(s3_url)
     s3.create_bucket(Bucket="bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRSCOPE_")}
     env |= {
@@ -90,18 +87,12 @@ def main() -> None:
         "PAIRSCOPE_STORAGE_BACKEND": "s3",
         "PAIRSCOPE_S3_BUCKET": "bench",
         "PAIRSCOPE_S3_ENDPOINT_URL": s3_url,
-        "PAIRSCOPE_S3_ACCESS_KEY_ID": "bench",
-        "PAIRSCOPE_S3_SECRET_ACCESS_KEY": "bench",
+        "PAIRSCOPE_S3_ACCESS_KEY_ID": "test",
+        "PAIRSCOPE_S3_SECRET_ACCESS_KEY": "test",
         "PAIRSCOPE_LOG_LEVEL": "warning",
     }
     cli = [sys.executable, "-m", "pairscope"]
-    admin = subprocess.run(
-        [*cli, "admin", "create-key", "--institution", "Ops"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    admin = create_key_with_cli(env, "Ops").stdout.strip()
     api = subprocess.Popen(
         [*cli, "serve", "--no-worker", "--port", str(api_port)],
         env=env,
@@ -217,7 +208,6 @@ def main() -> None:
             print(f"| {name:44} | {value:>13} | {ratio:>12} | {target:6} |")
     finally:
         stop(api)
-        stop(moto)
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 

@@ -33,9 +33,9 @@ from api.main import create_app  # noqa: E402
 from api.migrate import upgrade  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from api.tables import Role  # noqa: E402
-from tests.api.conftest import make_key  # noqa: E402
-from tests.conftest import REDIS_URL, W2S, running_worker  # noqa: E402
-from tests.worker import flow  # noqa: E402
+from pairscope.testing import flow  # noqa: E402
+from pairscope.testing.flow import make_key  # noqa: E402
+from pairscope.testing.processes import REDIS_URL, W2S, running_worker  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -51,8 +51,7 @@ def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 3) -> float:
     """GFLOP/s of a compiled ``n × n`` matmul in ``float32`` or ``bfloat16``."""
     import tensorflow as tf
 
-    tdt = tf.bfloat16 if "bfloat16" in dtype else (tf.float16 if "float16" in dtype
-                                                     else tf.float32)
+    tdt = tf.bfloat16 if "bfloat16" in dtype else (tf.float16 if "float16" in dtype else tf.float32)
     a = tf.cast(tf.random.stateless_uniform([n, n], seed=[1, 2]), tdt)
     b = tf.cast(tf.random.stateless_uniform([n, n], seed=[3, 4]), tdt)
     f = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32)))
@@ -68,12 +67,16 @@ def matmul_gflops(dtype: str, n: int = 2048, repeats: int = 3) -> float:
 
 def _tiles(image_hwc: np.ndarray, tile: int) -> list[np.ndarray]:
     h, w, _ = image_hwc.shape
-    return [image_hwc[None, y:y + tile, x:x + tile] for y in range(0, h, tile)
-            for x in range(0, w, tile)]
+    return [
+        image_hwc[None, y : y + tile, x : x + tile]
+        for y in range(0, h, tile)
+        for x in range(0, w, tile)
+    ]
 
 
-def bench_inference(config, policy: str, size: int, repeats: int, bare_tile: int,
-                    tile_sizes: list[int]) -> dict:
+def bench_inference(
+    config, policy: str, size: int, repeats: int, bare_tile: int, tile_sizes: list[int]
+) -> dict:
     import tensorflow as tf
 
     from models import EnhancementModel
@@ -88,8 +91,10 @@ def bench_inference(config, policy: str, size: int, repeats: int, bare_tile: int
     image = rng.integers(0, 4096, size=(3, size, size)).astype(np.uint16)  # a 12-bit camera
     hwc = np.moveaxis(model.normalization(image), 0, -1)
     tiles = _tiles(hwc, bare_tile)
-    dyn = tf.function(lambda x: G(x, training=False),
-                      input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    dyn = tf.function(
+        lambda x: G(x, training=False),
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+    )
     per_shape = tf.function(lambda x: G(x, training=False))
     calls = {
         "keras Model.predict": lambda t: G.predict(t, verbose=0, batch_size=1),
@@ -121,12 +126,19 @@ def bench_inference(config, policy: str, size: int, repeats: int, bare_tile: int
         td.append(time.perf_counter() - t)
     t_bare, t_default = min(tb + [bare[best_call]]), min(td)
     return {
-        "policy": policy, "size": size, "flops_per_px": flops_px,
-        "bare_tile": bare_tile, "bare_s": bare, "bare_call": best_call, "bare_best_s": t_bare,
-        "tiled": tiled, "best_tile_size": best_ts,
+        "policy": policy,
+        "size": size,
+        "flops_per_px": flops_px,
+        "bare_tile": bare_tile,
+        "bare_s": bare,
+        "bare_call": best_call,
+        "bare_best_s": t_bare,
+        "tiled": tiled,
+        "best_tile_size": best_ts,
         "default_tile_size": c.tile_size,
-        "default_tiles": count_tiles((size, size), c.multiple, receptive_field_margin(c),
-                                     c.tile_size),
+        "default_tiles": count_tiles(
+            (size, size), c.multiple, receptive_field_margin(c), c.tile_size
+        ),
         "default_s": t_default,
         "mpix_s": pix / t_default / 1e6,
         "gflops": flops_px * pix / t_default / 1e9,
@@ -142,8 +154,9 @@ def bench_training(config, policy: str, steps: int, repeats: int, adversarial: b
     from models.data import PatchSampler
     from models.training import Trainer
 
-    c = config.with_overrides(precision=policy, val_every=10**6, checkpoint_every=10**6,
-                              minutes=None)
+    c = config.with_overrides(
+        precision=policy, val_every=10**6, checkpoint_every=10**6, minutes=None
+    )
     if adversarial and c.adv_weight == 0:
         c = c.with_overrides(adv_weight=1e-3)  # the G + D step of the GAN
     elif not adversarial:
@@ -172,15 +185,20 @@ def bench_training(config, policy: str, steps: int, repeats: int, adversarial: b
             fake = G(x, training=True)
             if D is not None:
                 with tf.GradientTape() as dt:
-                    dl = L.discriminator_loss(D(y, training=True),
-                                              D(tf.stop_gradient(fake), training=True))
+                    dl = L.discriminator_loss(
+                        D(y, training=True), D(tf.stop_gradient(fake), training=True)
+                    )
                 d_opt.apply(dt.gradient(dl, D.trainable_variables), D.trainable_variables)
                 real = tf.stop_gradient(D(y, training=True))
                 adv = L.generator_adversarial_loss(real, D(fake, training=True))
             else:
                 adv = 0.0
-            loss = (c.mse_weight * L.mse(y, fake) + c.ssim_weight * L.ssim_loss(y, fake)
-                    + c.l1_weight * L.mae(y, fake) + c.adv_weight * adv)
+            loss = (
+                c.mse_weight * L.mse(y, fake)
+                + c.ssim_weight * L.ssim_loss(y, fake)
+                + c.l1_weight * L.mae(y, fake)
+                + c.adv_weight * adv
+            )
         g_opt.apply(gt.gradient(loss, G.trainable_variables), G.trainable_variables)
         return loss
 
@@ -201,9 +219,16 @@ def bench_training(config, policy: str, steps: int, repeats: int, adversarial: b
         bare.append((time.perf_counter() - t) / steps)
     t_ours, t_bare = min(ours), min(bare)
     px = c.batch_size * c.patch_size**2
-    return {"policy": policy, "adversarial": D is not None, "batch": c.batch_size,
-            "patch": c.patch_size, "ours_s": t_ours, "bare_s": t_bare,
-            "ratio_bare": t_bare / t_ours, "kpix_s": px / t_ours / 1e3}
+    return {
+        "policy": policy,
+        "adversarial": D is not None,
+        "batch": c.batch_size,
+        "patch": c.patch_size,
+        "ours_s": t_ours,
+        "bare_s": t_bare,
+        "ratio_bare": t_bare / t_ours,
+        "kpix_s": px / t_ours / 1e3,
+    }
 
 
 def machine() -> dict:
@@ -219,24 +244,37 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": model or platform.processor(), "cores": os.cpu_count(),
-            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
-            **{k: v for k, v in describe_hardware().items() if k == "machine"}}
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        **{k: v for k, v in describe_hardware().items() if k == "machine"},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="cpu-small")
     ap.add_argument("--size", type=int, default=2048, help="image side (default 2048)")
-    ap.add_argument("--precisions", default="float32,auto",
-                    help="comma-separated (auto = the hardware's mixed policy)")
+    ap.add_argument(
+        "--precisions",
+        default="float32,auto",
+        help="comma-separated (auto = the hardware's mixed policy)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bare-tile", type=int, default=1024)
-    ap.add_argument("--tile-sizes", default="1024,1280,2048",
-                    help="tile sizes to time for predict (the default is always timed)")
+    ap.add_argument(
+        "--tile-sizes",
+        default="1024,1280,2048",
+        help="tile sizes to time for predict (the default is always timed)",
+    )
     ap.add_argument("--train-steps", type=int, default=8)
-    ap.add_argument("--train-modes", default="gan,gen",
-                    help="gan: generator + discriminator step; gen: generator alone")
+    ap.add_argument(
+        "--train-modes",
+        default="gan,gen",
+        help="gan: generator + discriminator step; gen: generator alone",
+    )
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--quick", action="store_true", help="512² image, 1 repeat, 3 steps")
     ap.add_argument("--json", default=None, help="also write the results to this file")
@@ -258,10 +296,16 @@ def main(argv: list[str] | None = None) -> int:
         if r not in policies:
             policies.append(r)
     tile_sizes = [int(t) for t in a.tile_sizes.split(",") if t]
-    info = {"date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "machine": machine(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "preset": a.preset, "command": " ".join([sys.executable.split("/")[-1], "-m",
-                                                      "bench.speed", *(argv or sys.argv[1:])])}
+    info = {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "preset": a.preset,
+        "command": " ".join(
+            [sys.executable.split("/")[-1], "-m", "bench.speed", *(argv or sys.argv[1:])]
+        ),
+    }
     print(json.dumps(info))
     res = {"info": info, "matmul": {}, "inference": {}, "training": {}}
     for p in policies:
@@ -269,36 +313,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{p}] matmul 2048²: {res['matmul'][p]:.0f} GFLOP/s", flush=True)
         r = bench_inference(cfg, p, a.size, a.repeats, a.bare_tile, tile_sizes)
         res["inference"][p] = r
-        print(f"[{p}] bare calls on {a.bare_tile}² tiles: "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in r["bare_s"].items()), flush=True)
-        print(f"[{p}] tiled predict by tile size: "
-              + ", ".join(f"{k}: {v['s']:.2f} s ({v['tiles']} tiles)"
-                          for k, v in r["tiled"].items()), flush=True)
-        for mode in ([] if a.skip_training else a.train_modes.split(",")):
+        print(
+            f"[{p}] bare calls on {a.bare_tile}² tiles: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in r["bare_s"].items()),
+            flush=True,
+        )
+        print(
+            f"[{p}] tiled predict by tile size: "
+            + ", ".join(f"{k}: {v['s']:.2f} s ({v['tiles']} tiles)" for k, v in r["tiled"].items()),
+            flush=True,
+        )
+        for mode in [] if a.skip_training else a.train_modes.split(","):
             t = bench_training(cfg, p, a.train_steps, a.repeats, mode == "gan")
             res["training"][f"{p} {mode}"] = t
-            print(f"[{p} {mode}] train step: ours {t['ours_s']:.3f} s, bare {t['bare_s']:.3f} s",
-                  flush=True)
+            print(
+                f"[{p} {mode}] train step: ours {t['ours_s']:.3f} s, bare {t['bare_s']:.3f} s",
+                flush=True,
+            )
 
     print()
     print(f"Inference, {a.size}×{a.size}×3, preset {a.preset}")
-    print(f"(network: {next(iter(res['inference'].values()))['flops_per_px'] / 1e3:.0f} "
-          "kFLOP per pixel; GFLOP/s = the network's FLOPs on the image's pixels / wall time)")
-    print("| precision | matmul GFLOP/s | tiles (tile_size) | time s | MPix/s | GFLOP/s | "
-          "% of matmul | bare s (GFLOP/s, % of matmul) | bare/tiled |")
+    print(
+        f"(network: {next(iter(res['inference'].values()))['flops_per_px'] / 1e3:.0f} "
+        "kFLOP per pixel; GFLOP/s = the network's FLOPs on the image's pixels / wall time)"
+    )
+    print(
+        "| precision | matmul GFLOP/s | tiles (tile_size) | time s | MPix/s | GFLOP/s | "
+        "% of matmul | bare s (GFLOP/s, % of matmul) | bare/tiled |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for p, r in res["inference"].items():
         mm = res["matmul"][p]
-        print(f"| {p} | {mm:.0f} | {r['default_tiles']} ({r['default_tile_size']}) | "
-              f"{r['default_s']:.2f} | {r['mpix_s']:.2f} | {r['gflops']:.0f} | "
-              f"{100 * r['gflops'] / mm:.0f} % | {r['bare_best_s']:.2f} "
-              f"({r['bare_gflops']:.0f}, {100 * r['bare_gflops'] / mm:.0f} %) | "
-              f"{r['ratio_bare']:.2f} |")
+        print(
+            f"| {p} | {mm:.0f} | {r['default_tiles']} ({r['default_tile_size']}) | "
+            f"{r['default_s']:.2f} | {r['mpix_s']:.2f} | {r['gflops']:.0f} | "
+            f"{100 * r['gflops'] / mm:.0f} % | {r['bare_best_s']:.2f} "
+            f"({r['bare_gflops']:.0f}, {100 * r['bare_gflops'] / mm:.0f} %) | "
+            f"{r['ratio_bare']:.2f} |"
+        )
     print()
     print("Tiled predict by tile_size (s)")
     sizes = list(next(iter(res["inference"].values()))["tiled"])
-    print("| precision | " + " | ".join(f"{t} ({res['inference'][policies[0]]['tiled'][t]['tiles']}"
-                                         " tiles)" for t in sizes) + " |")
+    print(
+        "| precision | "
+        + " | ".join(
+            f"{t} ({res['inference'][policies[0]]['tiled'][t]['tiles']} tiles)" for t in sizes
+        )
+        + " |"
+    )
     print("|---|" + "---|" * len(sizes))
     for p, r in res["inference"].items():
         print(f"| {p} | " + " | ".join(f"{r['tiled'][t]['s']:.2f}" for t in sizes) + " |")
@@ -312,17 +374,20 @@ def main(argv: list[str] | None = None) -> int:
     if res["training"]:
         print()
         print("Training step")
-        print("| precision | G+D | batch × patch | ours s/step | bare s/step | bare/ours | "
-              "kPix/s |")
+        print(
+            "| precision | G+D | batch × patch | ours s/step | bare s/step | bare/ours | kPix/s |"
+        )
         print("|---|---|---|---|---|---|---|")
         for t in res["training"].values():
-            print(f"| {t['policy']} | {'G + D' if t['adversarial'] else 'G only'} | "
-                  f"{t['batch']} × {t['patch']}² | {t['ours_s']:.3f} | {t['bare_s']:.3f} | "
-                  f"{t['ratio_bare']:.2f} | {t['kpix_s']:.0f} |")
+            print(
+                f"| {t['policy']} | {'G + D' if t['adversarial'] else 'G only'} | "
+                f"{t['batch']} × {t['patch']}² | {t['ours_s']:.3f} | {t['bare_s']:.3f} | "
+                f"{t['ratio_bare']:.2f} | {t['kpix_s']:.0f} |"
+            )
     if a.json:
-        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-        with open(a.json, "w", encoding="utf-8") as fh:
-            json.dump(res, fh, indent=2, default=str)
+        from models.files import write_json
+
+        write_json(a.json, res)
     return 0
 
 

@@ -31,8 +31,9 @@ class Optics:
 
     def __post_init__(self) -> None:
         if not (0 < self.na < self.immersion_index):
-            raise ValueError(f"optics: need 0 < NA < immersion index (NA {self.na}, "
-                             f"n {self.immersion_index})")
+            raise ValueError(
+                f"optics: need 0 < NA < immersion index (NA {self.na}, n {self.immersion_index})"
+            )
         if not self.pixel_size_um > 0:
             raise ValueError(f"optics: pixel size must be > 0 µm (got {self.pixel_size_um})")
         if not self.wavelengths_nm or any(not w > 0 for w in self.wavelengths_nm):
@@ -41,12 +42,19 @@ class Optics:
 
 
 #: The paper's deconvolution settings (Zeiss 40×/1.4 oil, 159 nm pixels; Hoechst, AF488, AF555).
-PAPER_OPTICS = Optics(na=1.4, immersion_index=1.515, pixel_size_um=0.159,
-                      wavelengths_nm=(461.0, 520.0, 565.0))
+PAPER_OPTICS = Optics(
+    na=1.4, immersion_index=1.515, pixel_size_um=0.159, wavelengths_nm=(461.0, 520.0, 565.0)
+)
 
 
-def born_wolf_profile(r_um: np.ndarray, na: float, immersion_index: float,
-                      wavelength_nm: float, z_um: float = 0.0, n_rho: int = 256) -> np.ndarray:
+def born_wolf_profile(
+    r_um: np.ndarray,
+    na: float,
+    immersion_index: float,
+    wavelength_nm: float,
+    z_um: float = 0.0,
+    n_rho: int = 256,
+) -> np.ndarray:
     """Unnormalised Born–Wolf intensity at lateral distances ``r_um`` and defocus ``z_um``."""
     k0 = 2 * math.pi / (wavelength_nm * 1e-3)  # 1/µm
     rho = (np.arange(n_rho) + 0.5) / n_rho  # midpoint rule on [0, 1]
@@ -57,17 +65,24 @@ def born_wolf_profile(r_um: np.ndarray, na: float, immersion_index: float,
     return (np.abs(amp) ** 2).reshape(np.shape(r_um))
 
 
-def default_psf_size(na: float, pixel_size_um: float, wavelength_nm: float,
-                     z_um: float = 0.0) -> int:
+def default_psf_size(
+    na: float, pixel_size_um: float, wavelength_nm: float, z_um: float = 0.0
+) -> int:
     """An odd size covering ~4 Airy radii (plus the geometric defocus blur)."""
     airy = 0.61 * wavelength_nm * 1e-3 / na
     radius = 4 * airy + abs(z_um) * math.tan(math.asin(min(na / 1.52, 0.999)))
     return 2 * int(math.ceil(radius / pixel_size_um)) + 1
 
 
-def born_wolf_psf(na: float, immersion_index: float, pixel_size_um: float,
-                  wavelength_nm: float, size: int | None = None, z_um: float = 0.0,
-                  oversample: int = 3) -> np.ndarray:
+def born_wolf_psf(
+    na: float,
+    immersion_index: float,
+    pixel_size_um: float,
+    wavelength_nm: float,
+    size: int | None = None,
+    z_um: float = 0.0,
+    oversample: int = 3,
+) -> np.ndarray:
     """A 2-D Born–Wolf PSF (``size × size``, odd, unit sum, float64) at defocus ``z_um``."""
     if size is None:
         size = default_psf_size(na, pixel_size_um, wavelength_nm, z_um)
@@ -86,8 +101,9 @@ def born_wolf_psf(na: float, immersion_index: float, pixel_size_um: float,
     return img / img.sum()
 
 
-def richardson_lucy(image: np.ndarray, optics: Optics, iterations: int = 10,
-                    psf_size: int | None = None) -> np.ndarray:
+def richardson_lucy(
+    image: np.ndarray, optics: Optics, iterations: int = 10, psf_size: int | None = None
+) -> np.ndarray:
     """Richardson–Lucy deconvolution of a ``(C)YX`` image, channel by channel.
 
     Each channel is deconvolved with the in-focus Born–Wolf PSF of its emission wavelength
@@ -106,12 +122,18 @@ def richardson_lucy(image: np.ndarray, optics: Optics, iterations: int = 10,
     if arr.ndim != 3:
         raise ValueError(f"expected a YX or CYX image, got shape {np.shape(image)}")
     if len(optics.wavelengths_nm) < arr.shape[0]:
-        raise ValueError(f"optics give {len(optics.wavelengths_nm)} wavelength(s) for "
-                         f"{arr.shape[0]} channel(s)")
+        raise ValueError(
+            f"optics give {len(optics.wavelengths_nm)} wavelength(s) for {arr.shape[0]} channel(s)"
+        )
     out = np.empty(arr.shape, np.float32)
     for c, ch in enumerate(arr):
-        psf = born_wolf_psf(optics.na, optics.immersion_index, optics.pixel_size_um,
-                            optics.wavelengths_nm[c], size=psf_size)
+        psf = born_wolf_psf(
+            optics.na,
+            optics.immersion_index,
+            optics.pixel_size_um,
+            optics.wavelengths_nm[c],
+            size=psf_size,
+        )
         lo, hi = float(ch.min()), float(ch.max())
         scale = hi - lo if hi > lo else 1.0
         x = (ch - lo) / scale
@@ -130,7 +152,8 @@ def gaussian_smooth(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.stack([gaussian_filter(ch, sigma) for ch in arr])
 
 
-def optics_for_channels(na: float, immersion_index: float, pixel_size_um: float,
-                        wavelengths_nm: Sequence[float]) -> Optics:
+def optics_for_channels(
+    na: float, immersion_index: float, pixel_size_um: float, wavelengths_nm: Sequence[float]
+) -> Optics:
     """Convenience constructor (validated) for :func:`richardson_lucy`."""
     return Optics(na, immersion_index, pixel_size_um, tuple(wavelengths_nm))

@@ -38,6 +38,21 @@ LR_SCHEDULES = ("constant", "cosine")
 UPSAMPLING = ("nearest", "bilinear")
 FINAL_ACTIVATIONS = ("leaky_relu", "linear")
 STEMS = ("none", "space_to_depth")
+INIT_KINDS = ("base", "version:", "file:")
+
+
+# The Config keys that shape the generator: a checkpoint or a base must agree on them.
+GENERATOR_KEYS = (
+    "base_filters",
+    "depth",
+    "convs_per_block",
+    "max_filters",
+    "upsampling",
+    "final_activation",
+    "residual_output",
+    "leaky_slope",
+    "stem",
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,11 @@ class Config:
         ``augment_flips``, ``augment_rot90``, ``augment_translate``.
     Bookkeeping
         ``val_every``, ``checkpoint_every``, ``val_max_images``, ``seed``, ``precision``.
+    Starting weights
+        ``init`` (``"scratch"``; ``"base"`` or ``"base:N"`` for a pretrained base,
+        ``"version:N"`` for one of the pairing's own versions, ``"file:NAME"`` for a model
+        folder or archive) and ``init_sha256`` (the starting generator's weights digest), so a
+        version says what it was fine-tuned from (see :mod:`models.base_init`).
     Inference
         ``tile_size`` (largest tile side), ``tile_batch``.
     """
@@ -137,6 +157,9 @@ class Config:
     val_max_images: int = 8
     seed: int = 0
     precision: str = "auto"
+    # starting weights
+    init: str = "scratch"
+    init_sha256: str | None = None
     # inference
     tile_size: int = 1024
     tile_batch: int = 1
@@ -157,55 +180,97 @@ class Config:
         need(1 <= self.depth <= 6, "depth", "must be between 1 and 6")
         need(1 <= self.convs_per_block <= 8, "convs_per_block", "must be between 1 and 8")
         need(self.upsampling in UPSAMPLING, "upsampling", f"must be one of {UPSAMPLING}")
-        need(self.final_activation in FINAL_ACTIVATIONS, "final_activation",
-             f"must be one of {FINAL_ACTIVATIONS}")
+        need(
+            self.final_activation in FINAL_ACTIVATIONS,
+            "final_activation",
+            f"must be one of {FINAL_ACTIVATIONS}",
+        )
         need(0.0 <= self.leaky_slope < 1.0, "leaky_slope", "must be in [0, 1)")
         need(1 <= self.disc_blocks <= 16, "disc_blocks", "must be between 1 and 16")
         need(1 <= self.disc_convs_per_block <= 8, "disc_convs_per_block", "must be in 1..8")
         need(self.disc_dense_units >= 1, "disc_dense_units", "must be >= 1")
         for k in ("mse_weight", "ssim_weight", "adv_weight", "l1_weight"):
-            need(math.isfinite(getattr(self, k)) and getattr(self, k) >= 0, k,
-                 "must be a finite number >= 0")
-        need(self.mse_weight + self.ssim_weight + self.l1_weight > 0, "mse_weight",
-             "mse_weight, ssim_weight and l1_weight cannot all be 0")
-        need(self.ssim_filter_size >= 3 and self.ssim_filter_size % 2 == 1, "ssim_filter_size",
-             "must be an odd integer >= 3")
+            need(
+                math.isfinite(getattr(self, k)) and getattr(self, k) >= 0,
+                k,
+                "must be a finite number >= 0",
+            )
+        need(
+            self.mse_weight + self.ssim_weight + self.l1_weight > 0,
+            "mse_weight",
+            "mse_weight, ssim_weight and l1_weight cannot all be 0",
+        )
+        need(
+            self.ssim_filter_size >= 3 and self.ssim_filter_size % 2 == 1,
+            "ssim_filter_size",
+            "must be an odd integer >= 3",
+        )
         need(0 < self.learning_rate < 1, "learning_rate", "must be in (0, 1)")
-        need(self.disc_learning_rate is None or 0 < self.disc_learning_rate < 1,
-             "disc_learning_rate", "must be None or in (0, 1)")
+        need(
+            self.disc_learning_rate is None or 0 < self.disc_learning_rate < 1,
+            "disc_learning_rate",
+            "must be None or in (0, 1)",
+        )
         need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"must be one of {LR_SCHEDULES}")
         need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         need(0 <= self.min_lr_fraction <= 1, "min_lr_fraction", "must be in [0, 1]")
         need(self.clipnorm is None or self.clipnorm > 0, "clipnorm", "must be None or > 0")
         need(0 <= self.adam_beta_1 < 1, "adam_beta_1", "must be in [0, 1)")
         need(0 <= self.adam_beta_2 < 1, "adam_beta_2", "must be in [0, 1)")
-        need(self.ema_momentum is None or 0 < self.ema_momentum < 1, "ema_momentum",
-             "must be None or in (0, 1)")
+        need(
+            self.ema_momentum is None or 0 < self.ema_momentum < 1,
+            "ema_momentum",
+            "must be None or in (0, 1)",
+        )
         need(1 <= self.batch_size <= 1024, "batch_size", "must be between 1 and 1024")
         need(self.stem in STEMS, "stem", f"must be one of {STEMS}")
         mult = self.multiple
-        need(self.patch_size >= max(16, mult) and self.patch_size % mult == 0, "patch_size",
-             f"must be >= 16 and a multiple of {mult} (2**depth, x2 with a space_to_depth "
-             f"stem)")
-        need(self.patch_size >= self.ssim_filter_size, "patch_size",
-             "must be at least ssim_filter_size")
+        need(
+            self.patch_size >= max(16, mult) and self.patch_size % mult == 0,
+            "patch_size",
+            f"must be >= 16 and a multiple of {mult} (2**depth, x2 with a space_to_depth stem)",
+        )
+        need(
+            self.patch_size >= self.ssim_filter_size,
+            "patch_size",
+            "must be at least ssim_filter_size",
+        )
         need(self.steps >= 1, "steps", "must be >= 1")
         need(self.minutes is None or self.minutes > 0, "minutes", "must be None or > 0")
-        need(0 <= self.norm_low < self.norm_high <= 100, "norm_low",
-             "needs 0 <= norm_low < norm_high <= 100")
+        need(
+            0 <= self.norm_low < self.norm_high <= 100,
+            "norm_low",
+            "needs 0 <= norm_low < norm_high <= 100",
+        )
         need(0 <= self.val_fraction < 1, "val_fraction", "must be in [0, 1)")
         need(0 <= self.foreground_threshold <= 1, "foreground_threshold", "must be in [0, 1]")
-        need(0 <= self.foreground_min_fraction <= 1, "foreground_min_fraction",
-             "must be in [0, 1]")
-        need(0 <= self.augment_translate <= self.patch_size // 4, "augment_translate",
-             "must be between 0 and patch_size // 4")
+        need(0 <= self.foreground_min_fraction <= 1, "foreground_min_fraction", "must be in [0, 1]")
+        need(
+            0 <= self.augment_translate <= self.patch_size // 4,
+            "augment_translate",
+            "must be between 0 and patch_size // 4",
+        )
         need(self.val_every >= 1, "val_every", "must be >= 1")
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         need(self.val_max_images >= 1, "val_max_images", "must be >= 1")
         need(0 <= self.seed < 2**31, "seed", "must be in [0, 2**31)")
         need(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}")
-        need(self.tile_size >= 64 and self.tile_size % mult == 0, "tile_size",
-             f"must be >= 64 and a multiple of {mult}")
+        need(
+            self.init == "scratch" or self.init.startswith(INIT_KINDS),
+            "init",
+            "must be 'scratch' or start with 'base', 'version:' or 'file:'",
+        )
+        need(len(self.init) <= 300, "init", "must be at most 300 characters")
+        need(
+            (self.init == "scratch") == (self.init_sha256 is None),
+            "init_sha256",
+            "is the starting weights' digest: given exactly when init is not 'scratch'",
+        )
+        need(
+            self.tile_size >= 64 and self.tile_size % mult == 0,
+            "tile_size",
+            f"must be >= 64 and a multiple of {mult}",
+        )
         need(1 <= self.tile_batch <= 64, "tile_batch", "must be between 1 and 64")
 
     @property
@@ -281,21 +346,39 @@ def _check_type(key: str, value: Any, annotation: Any) -> None:
     else:  # pragma: no cover - every field is one of the above
         ok = True
     if not ok:
-        raise ValueError(f"config key {key!r}: wrong type {type(value).__name__} "
-                         f"(expected {ann})")
+        raise ValueError(f"config key {key!r}: wrong type {type(value).__name__} (expected {ann})")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
-        base_filters=64, depth=4, convs_per_block=3, max_filters=1024, upsampling="nearest",
-        final_activation="leaky_relu", residual_output=False,
-        disc_filters=32, disc_blocks=10, disc_convs_per_block=4, disc_max_filters=256,
+        base_filters=64,
+        depth=4,
+        convs_per_block=3,
+        max_filters=1024,
+        upsampling="nearest",
+        final_activation="leaky_relu",
+        residual_output=False,
+        disc_filters=32,
+        disc_blocks=10,
+        disc_convs_per_block=4,
+        disc_max_filters=256,
         disc_dense_units=128,
         # "the combined weights of MSE and SSIM accounted for approximately 10 % of the total"
-        mse_weight=0.05, ssim_weight=0.05, adv_weight=0.9,
-        learning_rate=1e-5, lr_schedule="constant", warmup_steps=0, clipnorm=None,
-        batch_size=8, patch_size=256, steps=500_000, minutes=None,
-        val_every=1000, checkpoint_every=10_000, tile_size=1024, augment_translate=16,
+        mse_weight=0.05,
+        ssim_weight=0.05,
+        adv_weight=0.9,
+        learning_rate=1e-5,
+        lr_schedule="constant",
+        warmup_steps=0,
+        clipnorm=None,
+        batch_size=8,
+        patch_size=256,
+        steps=500_000,
+        minutes=None,
+        val_every=1000,
+        checkpoint_every=10_000,
+        tile_size=1024,
+        augment_translate=16,
     ),
     "cpu-small": dict(
         # chosen on the W2S validation fields 061-064 only (training on 001-060; the test
@@ -310,26 +393,65 @@ PRESETS: dict[str, dict[str, Any]] = {
         # (γ = 0) beat a light adversarial term (γ = 1e-3) by 2.3 dB / 0.13 SSIM on
         # validation, so γ = 0 here; the discriminator settings (10 blocks of 2 convolutions,
         # cheap) apply when adv_weight is set > 0.
-        base_filters=16, depth=4, convs_per_block=2, max_filters=256, upsampling="nearest",
-        final_activation="linear", residual_output=True, stem="none",
-        disc_filters=16, disc_blocks=10, disc_convs_per_block=2, disc_max_filters=128,
+        base_filters=16,
+        depth=4,
+        convs_per_block=2,
+        max_filters=256,
+        upsampling="nearest",
+        final_activation="linear",
+        residual_output=True,
+        stem="none",
+        disc_filters=16,
+        disc_blocks=10,
+        disc_convs_per_block=2,
+        disc_max_filters=128,
         disc_dense_units=64,
-        mse_weight=1.0, ssim_weight=0.1, adv_weight=0.0,
-        learning_rate=2e-3, lr_schedule="cosine", warmup_steps=100, min_lr_fraction=0.02,
-        clipnorm=1.0, ema_momentum=0.995, batch_size=8, patch_size=128, steps=100_000,
+        mse_weight=1.0,
+        ssim_weight=0.1,
+        adv_weight=0.0,
+        learning_rate=2e-3,
+        lr_schedule="cosine",
+        warmup_steps=100,
+        min_lr_fraction=0.02,
+        clipnorm=1.0,
+        ema_momentum=0.995,
+        batch_size=8,
+        patch_size=128,
+        steps=100_000,
         minutes=15.0,
         # tiles of up to 2048²: a 2048² image is one tile (no overlap to compute twice);
         # larger images are cut into tiles of at most 2048² (bench/speed.py)
-        val_every=200, checkpoint_every=500, tile_size=2048,
+        val_every=200,
+        checkpoint_every=500,
+        tile_size=2048,
     ),
     "tiny": dict(
-        base_filters=8, depth=2, convs_per_block=1, max_filters=32,
-        final_activation="linear", residual_output=True,
-        disc_filters=4, disc_blocks=2, disc_convs_per_block=1, disc_max_filters=8,
+        base_filters=8,
+        depth=2,
+        convs_per_block=1,
+        max_filters=32,
+        final_activation="linear",
+        residual_output=True,
+        disc_filters=4,
+        disc_blocks=2,
+        disc_convs_per_block=1,
+        disc_max_filters=8,
         disc_dense_units=8,
-        mse_weight=1.0, ssim_weight=0.1, adv_weight=0.01, ssim_filter_size=7,
-        learning_rate=2e-3, lr_schedule="constant", warmup_steps=0, clipnorm=1.0,
-        batch_size=2, patch_size=32, steps=20, minutes=None,
-        val_every=10, checkpoint_every=10, val_max_images=2, tile_size=64,
+        mse_weight=1.0,
+        ssim_weight=0.1,
+        adv_weight=0.01,
+        ssim_filter_size=7,
+        learning_rate=2e-3,
+        lr_schedule="constant",
+        warmup_steps=0,
+        clipnorm=1.0,
+        batch_size=2,
+        patch_size=32,
+        steps=20,
+        minutes=None,
+        val_every=10,
+        checkpoint_every=10,
+        val_max_images=2,
+        tile_size=64,
     ),
 }

@@ -57,8 +57,9 @@ class Normalization:
         return out
 
     @staticmethod
-    def invert_hwc_into(image_hwc: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                        out_cyx: np.ndarray) -> None:
+    def invert_hwc_into(
+        image_hwc: np.ndarray, lo: np.ndarray, hi: np.ndarray, out_cyx: np.ndarray
+    ) -> None:
         """Undo :meth:`apply` on a ``YXC`` prediction, writing the ``CYX`` result into
         ``out_cyx`` (the caller's output array: no intermediate copy)."""
         scale = np.maximum(hi - lo, EPS)
@@ -69,8 +70,9 @@ class Normalization:
     @staticmethod
     def apply(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         scale = np.maximum(hi - lo, EPS)
-        return ((np.asarray(image, np.float32) - lo[:, None, None])
-                / scale[:, None, None]).astype(np.float32)
+        return ((np.asarray(image, np.float32) - lo[:, None, None]) / scale[:, None, None]).astype(
+            np.float32
+        )
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         lo, hi = self.params(image)
@@ -93,11 +95,19 @@ def percentiles_of_integers(values: np.ndarray, qs: Sequence[float]) -> list[flo
     if span >= 1 << 24:  # a histogram that large costs more than it saves
         return [float(x) for x in np.percentile(v, qs)]
     shifted = v - v.dtype.type(lo_v) if v.dtype.kind == "u" else v.astype(np.int64) - lo_v
-    cum = np.cumsum(np.bincount(shifted.astype(np.intp, copy=False), minlength=span + 1))
-    n = v.size
+    counts = np.bincount(shifted.astype(np.intp, copy=False), minlength=span + 1)
+    return percentiles_of_counts(counts, lo_v, qs)
+
+
+def percentiles_of_counts(counts: np.ndarray, offset: int, qs: Sequence[float]) -> list[float]:
+    """``np.percentile`` (linear interpolation) of the integers whose histogram is ``counts``
+    (``counts[i]`` values equal to ``offset + i``): what an image read block by block adds up
+    to gives the same percentiles as the whole image in memory."""
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
 
     def kth(k: int) -> float:  # the k-th smallest value (0-based)
-        return float(lo_v + int(np.searchsorted(cum, k, side="right")))
+        return float(offset + int(np.searchsorted(cum, k, side="right")))
 
     result = []
     for q in qs:
@@ -150,8 +160,9 @@ def as_cyx(image: np.ndarray, name: str = "image") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- split
-def split_by_field(field_ids: Sequence, val_fraction: float = 0.1,
-                   seed: int = 0) -> tuple[list[int], list[int]]:
+def split_by_field(
+    field_ids: Sequence, val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[int], list[int]]:
     """Indices ``(train, val)`` such that no field appears on both sides.
 
     All images that share a field id go to the same side; the split is done on the original
@@ -187,9 +198,18 @@ class PatchSampler:
     ``sample(rng)`` returns ``(lq, hq)`` float32 arrays of shape ``(batch, P, P, C)``.
     """
 
-    def __init__(self, lq: Sequence[np.ndarray], hq: Sequence[np.ndarray], patch_size: int,
-                 batch_size: int, threshold: float = 0.2, min_fraction: float = 0.02,
-                 flips: bool = True, rot90: bool = True, translate: int = 0) -> None:
+    def __init__(
+        self,
+        lq: Sequence[np.ndarray],
+        hq: Sequence[np.ndarray],
+        patch_size: int,
+        batch_size: int,
+        threshold: float = 0.2,
+        min_fraction: float = 0.02,
+        flips: bool = True,
+        rot90: bool = True,
+        translate: int = 0,
+    ) -> None:
         if len(lq) != len(hq) or not lq:
             raise ValueError("need the same, non-zero number of LQ and HQ images")
         self.lq = [np.ascontiguousarray(a, dtype=np.float32) for a in lq]
@@ -216,7 +236,7 @@ class PatchSampler:
         frac = ndimage.uniform_filter(mask, size=p, mode="constant")
         # uniform_filter centres the window: top-left (y, x) <-> centre (y + p//2, x + p//2)
         c0 = p // 2
-        frac = frac[c0:c0 + h - p + 1, c0:c0 + w - p + 1]
+        frac = frac[c0 : c0 + h - p + 1, c0 : c0 + w - p + 1]
         ok = np.flatnonzero(frac.ravel() >= min_fraction - 1e-6)
         if ok.size == 0:
             ok = np.arange(frac.size)
@@ -231,8 +251,8 @@ class PatchSampler:
             pos = self.positions[i][rng.integers(len(self.positions[i]))]
             w_valid = self.shapes[i][1] - p + 1
             y0, x0 = divmod(int(pos), w_valid)
-            a = self.lq[i][:, y0:y0 + p, x0:x0 + p]
-            b = self.hq[i][:, y0:y0 + p, x0:x0 + p]
+            a = self.lq[i][:, y0 : y0 + p, x0 : x0 + p]
+            b = self.hq[i][:, y0 : y0 + p, x0 : x0 + p]
             a, b = self._augment(a, b, rng)
             x[k] = np.moveaxis(a, 0, -1)
             y[k] = np.moveaxis(b, 0, -1)
@@ -259,7 +279,7 @@ def _shift_reflect(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     p = max(abs(dy), abs(dx))
     padded = np.pad(a, ((0, 0), (p, p), (p, p)), mode="reflect")
     h, w = a.shape[1:]
-    return padded[:, p - dy:p - dy + h, p - dx:p - dx + w]
+    return padded[:, p - dy : p - dy + h, p - dx : p - dx + w]
 
 
 def rng_state(rng: np.random.Generator) -> dict:

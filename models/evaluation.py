@@ -63,8 +63,15 @@ class EvaluationReport:
         e.g. the infinite PSNR of a perfect prediction, become the strings ``"inf"``,
         ``"-inf"`` or ``"nan"`` because JSON has no such numbers; :meth:`from_dict` restores
         them."""
-        return _encode({"format": REPORT_FORMAT, "methods": list(self.methods),
-                        "rows": self.rows, "medians": self.medians, "info": self.info})
+        return _encode(
+            {
+                "format": REPORT_FORMAT,
+                "methods": list(self.methods),
+                "rows": self.rows,
+                "medians": self.medians,
+                "info": self.info,
+            }
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EvaluationReport:
@@ -77,8 +84,11 @@ class EvaluationReport:
                 raise ValueError(f"evaluation report: missing {key!r}")
         rows = _decode(list(d["rows"]))
         methods = [str(m) for m in d["methods"]]
-        medians = _decode(d["medians"]) if d.get("medians") is not None \
+        medians = (
+            _decode(d["medians"])
+            if d.get("medians") is not None
             else compute_medians(rows, methods)
+        )
         return cls(methods=methods, rows=rows, medians=medians, info=_decode(d.get("info", {})))
 
     # -- queries --------------------------------------------------------------------------
@@ -128,25 +138,40 @@ class EvaluationReport:
         lines = [f"{'method':<{name_w}}  {'MSE':>10}  {'NRMSE':>8}  {'SSIM':>7}  {'PSNR':>7}"]
         for m in self.methods:
             md = self.medians[m]
-            lines.append(f"{m:<{name_w}}  {md['mse']:>10.3g}  {md['nrmse']:>8.4f}  "
-                         f"{md['ssim']:>7.4f}  {md['psnr']:>7.2f}")
+            lines.append(
+                f"{m:<{name_w}}  {md['mse']:>10.3g}  {md['nrmse']:>8.4f}  "
+                f"{md['ssim']:>7.4f}  {md['psnr']:>7.2f}"
+            )
         return "\n".join(lines)
 
     def to_csv(self) -> str:
         """Per-field rows as CSV (``field_id, method, planes, mse, nrmse, ssim, psnr`` and one
         ``<metric>_c<k>`` column per channel)."""
         n_ch = max((len(r.get("per_channel", ())) for r in self.rows), default=0)
-        header = ["field_id", "method", "planes", *METRICS,
-                  *(f"{m}_c{k}" for k in range(n_ch) for m in METRICS)]
+        header = [
+            "field_id",
+            "method",
+            "planes",
+            *METRICS,
+            *(f"{m}_c{k}" for k in range(n_ch) for m in METRICS),
+        ]
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(header)
         for r in self.rows:
             pc = r.get("per_channel", [])
-            per = [repr(float(pc[k][m])) if k < len(pc) else ""
-                   for k in range(n_ch) for m in METRICS]
-            w.writerow([r["field_id"], r["method"], r.get("planes", 1),
-                        *(repr(float(r[m])) for m in METRICS), *per])
+            per = [
+                repr(float(pc[k][m])) if k < len(pc) else "" for k in range(n_ch) for m in METRICS
+            ]
+            w.writerow(
+                [
+                    r["field_id"],
+                    r["method"],
+                    r.get("planes", 1),
+                    *(repr(float(r[m])) for m in METRICS),
+                    *per,
+                ]
+            )
         return buf.getvalue()
 
     def _check(self, method: str, metric: str) -> None:
@@ -156,22 +181,29 @@ class EvaluationReport:
             raise ValueError(f"unknown metric {metric!r} (known: {list(METRICS)})")
 
 
-def compute_medians(rows: Sequence[Mapping[str, Any]],
-                    methods: Sequence[str]) -> dict[str, dict[str, float]]:
+def compute_medians(
+    rows: Sequence[Mapping[str, Any]], methods: Sequence[str]
+) -> dict[str, dict[str, float]]:
     """method → metric → median over that method's rows (NaN when a method has no rows)."""
     out: dict[str, dict[str, float]] = {}
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
-        out[m] = {k: float(np.median([float(r[k]) for r in mine])) if mine else float("nan")
-                  for k in METRICS}
+        out[m] = {
+            k: float(np.median([float(r[k]) for r in mine])) if mine else float("nan")
+            for k in METRICS
+        }
     return out
 
 
 # ---------------------------------------------------------------------------------- evaluation
-def evaluate(fields: Sequence[Field], predictors: Mapping[str, Predictor],
-             include_identity: bool = True, optics: Optics | None = None,
-             rl_iterations: int = 10,
-             progress: Callable[[int, int], None] | None = None) -> EvaluationReport:
+def evaluate(
+    fields: Sequence[Field],
+    predictors: Mapping[str, Predictor],
+    include_identity: bool = True,
+    optics: Optics | None = None,
+    rl_iterations: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationReport:
     """Score every method on every field under the metric protocol.
 
     ``fields``: ``(field_id, lq, hq)`` with aligned ``lq`` and ``hq`` of one shape, ``(C)YX`` or
@@ -197,8 +229,10 @@ def evaluate(fields: Sequence[Field], predictors: Mapping[str, Predictor],
         runners[RICHARDSON_LUCY] = rl_predictor(optics, rl_iterations)
     for name, fn in predictors.items():
         if name in runners:
-            raise ValueError(f"method name {name!r} is used twice (identity and "
-                             f"Richardson–Lucy are added by evaluate itself)")
+            raise ValueError(
+                f"method name {name!r} is used twice (identity and "
+                f"Richardson–Lucy are added by evaluate itself)"
+            )
         methods.append(str(name))
         runners[str(name)] = fn
     if not methods:
@@ -212,8 +246,9 @@ def evaluate(fields: Sequence[Field], predictors: Mapping[str, Predictor],
         if np.shape(lq) != np.shape(hq):
             raise ValueError(f"field {fid!r}: LQ shape {np.shape(lq)} != HQ shape {np.shape(hq)}")
         if np.ndim(hq) not in (2, 3, 4):
-            raise ValueError(f"field {fid!r}: expected a (C)YX or ZCYX image, got shape "
-                             f"{np.shape(hq)}")
+            raise ValueError(
+                f"field {fid!r}: expected a (C)YX or ZCYX image, got shape {np.shape(hq)}"
+            )
 
     total, done = len(fields) * len(methods), 0
     rows: list[dict] = []
@@ -221,27 +256,39 @@ def evaluate(fields: Sequence[Field], predictors: Mapping[str, Predictor],
         for name in methods:
             pred = np.asarray(runners[name](lq))
             if pred.shape != np.shape(hq):
-                raise ValueError(f"field {fid!r}, method {name!r}: prediction shape {pred.shape}"
-                                 f" != HQ shape {np.shape(hq)}")
+                raise ValueError(
+                    f"field {fid!r}, method {name!r}: prediction shape {pred.shape}"
+                    f" != HQ shape {np.shape(hq)}"
+                )
             if not np.all(np.isfinite(pred)):
-                raise ValueError(f"field {fid!r}, method {name!r}: the prediction has "
-                                 f"non-finite values")
+                raise ValueError(
+                    f"field {fid!r}, method {name!r}: the prediction has non-finite values"
+                )
             rows.append({"field_id": str(fid), "method": name, **score_field(pred, hq)})
             done += 1
             if progress is not None:
                 progress(done, total)
     info: dict[str, Any] = {
-        "protocol": {"gt_percentiles": [GT_LOW, GT_HIGH], "fit": "least-squares scale+offset",
-                     "data_range": 1.0, "z_stacks": "plane by plane, mean over planes"},
+        "protocol": {
+            "gt_percentiles": [GT_LOW, GT_HIGH],
+            "fit": "least-squares scale+offset",
+            "data_range": 1.0,
+            "z_stacks": "plane by plane, mean over planes",
+        },
         "n_fields": len(fields),
         "rl_iterations": rl_iterations if optics is not None else None,
-        "optics": None if optics is None else {
-            "na": optics.na, "immersion_index": optics.immersion_index,
+        "optics": None
+        if optics is None
+        else {
+            "na": optics.na,
+            "immersion_index": optics.immersion_index,
             "pixel_size_um": optics.pixel_size_um,
-            "wavelengths_nm": list(optics.wavelengths_nm)},
+            "wavelengths_nm": list(optics.wavelengths_nm),
+        },
     }
-    return EvaluationReport(methods=methods, rows=rows, medians=compute_medians(rows, methods),
-                            info=info)
+    return EvaluationReport(
+        methods=methods, rows=rows, medians=compute_medians(rows, methods), info=info
+    )
 
 
 def score_field(prediction: np.ndarray, ground_truth: np.ndarray) -> dict:
@@ -257,8 +304,9 @@ def score_field(prediction: np.ndarray, ground_truth: np.ndarray) -> dict:
     n_ch = len(planes[0]["per_channel"])
     out: dict[str, Any] = {k: _mean([s[k] for s in planes]) for k in METRICS}
     out["planes"] = len(planes)
-    out["per_channel"] = [{k: _mean([s["per_channel"][c][k] for s in planes]) for k in METRICS}
-                          for c in range(n_ch)]
+    out["per_channel"] = [
+        {k: _mean([s["per_channel"][c][k] for s in planes]) for k in METRICS} for c in range(n_ch)
+    ]
     return out
 
 
@@ -287,9 +335,12 @@ def model_predictor(model: EnhancementModel, ensemble: bool = False) -> Predicto
     return run
 
 
-def method_outputs(lq: np.ndarray, predictors: Mapping[str, Predictor],
-                   optics: Optics | None = None,
-                   rl_iterations: int = 10) -> dict[str, np.ndarray]:
+def method_outputs(
+    lq: np.ndarray,
+    predictors: Mapping[str, Predictor],
+    optics: Optics | None = None,
+    rl_iterations: int = 10,
+) -> dict[str, np.ndarray]:
     """The outputs of Richardson–Lucy (when ``optics`` is given) and each predictor for one
     field, in :func:`evaluate`'s order — what :func:`models.figures.comparison_panel` shows."""
     out: dict[str, np.ndarray] = {}
@@ -322,8 +373,14 @@ _NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 
 def _decode(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: (_NONFINITE[v] if k in HIGHER_IS_BETTER and isinstance(v, str)
-                    and v in _NONFINITE else _decode(v)) for k, v in obj.items()}
+        return {
+            k: (
+                _NONFINITE[v]
+                if k in HIGHER_IS_BETTER and isinstance(v, str) and v in _NONFINITE
+                else _decode(v)
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [_decode(v) for v in obj]
     return obj

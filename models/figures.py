@@ -29,8 +29,18 @@ METRIC_LABELS = {"mse": "MSE", "nrmse": "NRMSE", "ssim": "SSIM", "psnr": "PSNR (
 DISPLAY_LOW, DISPLAY_HIGH = 0.1, 99.9  # the protocol's GT percentiles, used for display too
 DPI = 100
 PROFILE_MAX = 256  # longest profile drawn (the paper draws 128–130 px); wider rows get a window
-_METHOD_COLORS = ("#7f7f7f", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
-                  "#e377c2", "#17becf", "#bcbd22")
+_METHOD_COLORS = (
+    "#7f7f7f",
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+)
 
 
 # ---------------------------------------------------------------------------------- Fig. 5
@@ -55,10 +65,16 @@ def box_plots(report: EvaluationReport) -> bytes:
         pos = np.arange(1, len(methods) + 1)
         drawable = [i for i, d in enumerate(data) if d.size]
         if drawable:
-            bp = ax.boxplot([data[i] for i in drawable], positions=pos[drawable], widths=0.6,
-                            whis=1.5, patch_artist=True, showfliers=True,
-                            medianprops={"color": "black", "linewidth": 1.5},
-                            flierprops={"marker": "o", "markersize": 3, "alpha": 0.6})
+            bp = ax.boxplot(
+                [data[i] for i in drawable],
+                positions=pos[drawable],
+                widths=0.6,
+                whis=1.5,
+                patch_artist=True,
+                showfliers=True,
+                medianprops={"color": "black", "linewidth": 1.5},
+                flierprops={"marker": "o", "markersize": 3, "alpha": 0.6},
+            )
             for patch, i in zip(bp["boxes"], drawable, strict=True):
                 patch.set_facecolor(_method_color(i))
                 patch.set_alpha(0.45)
@@ -69,9 +85,16 @@ def box_plots(report: EvaluationReport) -> bytes:
         for i, m in enumerate(methods):
             med = report.medians[m][metric]
             if math.isfinite(med):
-                ax.annotate(_fmt(metric, med), (pos[i], 1.0), xycoords=("data", "axes fraction"),
-                            xytext=(0, 2), textcoords="offset points", ha="center",
-                            va="bottom", fontsize=7)
+                ax.annotate(
+                    _fmt(metric, med),
+                    (pos[i], 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
         arrow = "↑" if HIGHER_IS_BETTER[metric] else "↓"
         title = f"{METRIC_LABELS[metric]} {arrow}"
         if dropped:
@@ -83,19 +106,25 @@ def box_plots(report: EvaluationReport) -> bytes:
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
     n_fields = len(report.field_ids)
-    fig.suptitle(f"Test-field metrics ({n_fields} field{'s' if n_fields != 1 else ''}; "
-                 "protocol: HQ percentile-normalised, output fitted by scale + offset)",
-                 fontsize=10)
+    fig.suptitle(
+        f"Test-field metrics ({n_fields} field{'s' if n_fields != 1 else ''}; "
+        "protocol: HQ percentile-normalised, output fitted by scale + offset)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return _png(fig)
 
 
 # ---------------------------------------------------------------------------------- Figs. 3–4
-def comparison_panel(lq: np.ndarray, hq: np.ndarray, outputs: Mapping[str, np.ndarray],
-                     emission_nm: Sequence[float] | None = None,
-                     profile_row: int | None = None,
-                     profile_span: tuple[int, int] | None = None,
-                     show_scores: bool = True) -> bytes:
+def comparison_panel(
+    lq: np.ndarray,
+    hq: np.ndarray,
+    outputs: Mapping[str, np.ndarray],
+    emission_nm: Sequence[float] | None = None,
+    profile_row: int | None = None,
+    profile_span: tuple[int, int] | None = None,
+    show_scores: bool = True,
+) -> bytes:
     """Figs. 3–4: LQ | each output (e.g. RL, generated) | HQ for one field, with a line profile.
 
     Images are ``(C)YX`` (``ZCYX``: the plane with the most HQ structure is shown), all of one
@@ -125,8 +154,9 @@ def comparison_panel(lq: np.ndarray, hq: np.ndarray, outputs: Mapping[str, np.nd
         raise ValueError(f"comparison_panel: expected (C)YX or ZCYX images, got {np.shape(hq)}")
     n_ch, h, w = hq_a.shape
     if emission_nm is not None and len(emission_nm) != n_ch:
-        raise ValueError(f"comparison_panel: {len(emission_nm)} emission wavelength(s) for "
-                         f"{n_ch} channel(s)")
+        raise ValueError(
+            f"comparison_panel: {len(emission_nm)} emission wavelength(s) for {n_ch} channel(s)"
+        )
     images = [("LQ", lq_a), *outs.items(), ("HQ", hq_a)]
     normed = [(name, _norm_channels(a)) for name, a in images]
     hq_n = normed[-1][1]
@@ -142,8 +172,7 @@ def comparison_panel(lq: np.ndarray, hq: np.ndarray, outputs: Mapping[str, np.nd
     n_img = len(images)
     panel_w = 3.0
     fig = _figure(max(panel_w * n_img, 8.0), panel_w * h / w + 0.6 + 2.2 * n_ch)
-    gs = fig.add_gridspec(1 + n_ch, n_img,
-                          height_ratios=[panel_w * h / w + 0.4, *([2.0] * n_ch)])
+    gs = fig.add_gridspec(1 + n_ch, n_img, height_ratios=[panel_w * h / w + 0.4, *([2.0] * n_ch)])
     for j, (name, nrm) in enumerate(normed):
         ax = fig.add_subplot(gs[0, j])
         ax.imshow(composite(nrm, colors), interpolation="nearest")
@@ -161,8 +190,11 @@ def comparison_panel(lq: np.ndarray, hq: np.ndarray, outputs: Mapping[str, np.nd
             ax.plot(xs, nrm[c, row, x0:x1], label=name, **style)
         label = f"channel {c}" if emission_nm is None else f"channel {c} ({emission_nm[c]:g} nm)"
         ax.set_ylabel("normalised\nintensity", fontsize=8)
-        ax.set_title(f"Line profile, row {row}, x {x0}–{x1 - 1}: {label}", fontsize=9,
-                     color=_darken(colors[c]))
+        ax.set_title(
+            f"Line profile, row {row}, x {x0}–{x1 - 1}: {label}",
+            fontsize=9,
+            color=_darken(colors[c]),
+        )
         ax.tick_params(labelsize=7)
         ax.set_xlim(x0, x1 - 1)
         ax.grid(alpha=0.3)
@@ -186,13 +218,17 @@ def choose_profile_row(normed_cyx: np.ndarray, margin: float = 0.05) -> int:
     return lo + int(np.argmax(s[lo:hi]))
 
 
-def channel_colors(n_channels: int,
-                   emission_nm: Sequence[float] | None = None) -> list[tuple[float, float, float]]:
+def channel_colors(
+    n_channels: int, emission_nm: Sequence[float] | None = None
+) -> list[tuple[float, float, float]]:
     """RGB per channel by ascending emission wavelength: grey for one channel, green / magenta
     for two, blue / green / red for three (the paper's nucleus / actin / microtubules), hues
     from blue to red for more."""
-    order = list(range(n_channels)) if emission_nm is None else \
-        [int(i) for i in np.argsort(np.asarray(emission_nm, dtype=float), kind="stable")]
+    order = (
+        list(range(n_channels))
+        if emission_nm is None
+        else [int(i) for i in np.argsort(np.asarray(emission_nm, dtype=float), kind="stable")]
+    )
     if n_channels == 1:
         palette = [(1.0, 1.0, 1.0)]
     elif n_channels == 2:
@@ -218,16 +254,22 @@ def composite(normed_cyx: np.ndarray, colors: Sequence[tuple[float, float, float
 
 
 # ---------------------------------------------------------------------------------- one report
-def report_png(report: EvaluationReport, panel_png: bytes | None = None,
-               title: str | None = None) -> bytes:
+def report_png(
+    report: EvaluationReport,
+    panel_png: bytes | None = None,
+    title: str | None = None,
+    extra_panels: Sequence[bytes] = (),
+) -> bytes:
     """A version's single report picture: ``title`` and the medians table on top, then the
-    :func:`box_plots`, then ``panel_png`` (e.g. from :func:`comparison_panel`) when given —
-    stacked pixel for pixel on white, centred, so nothing is resampled."""
+    :func:`box_plots`, then ``panel_png`` (e.g. from :func:`comparison_panel`) when given, then
+    ``extra_panels`` (e.g. the trust panel) — stacked pixel for pixel on white, centred, so
+    nothing is resampled."""
     from PIL import Image
 
     parts = [_header_png(report, title), box_plots(report)]
     if panel_png is not None:
         parts.append(panel_png)
+    parts += list(extra_panels)
     imgs = [Image.open(io.BytesIO(p)).convert("RGB") for p in parts]
     width = max(im.width for im in imgs)
     height = sum(im.height for im in imgs)
@@ -247,17 +289,33 @@ def _header_png(report: EvaluationReport, title: str | None) -> bytes:
     top, row_h, bottom = 0.75, 0.24, 0.15  # inches: title block, table row, margin
     height = top + row_h * (len(rows) + 1) + bottom
     fig = _figure(9.0, height)
-    fig.text(0.5, 1.0 - 0.12 / height, title or "Evaluation report", ha="center", va="top",
-             fontsize=12, weight="bold")
-    fig.text(0.5, 1.0 - 0.45 / height, f"medians over {n} test field{'s' if n != 1 else ''}",
-             ha="center", va="top", fontsize=9)
+    fig.text(
+        0.5,
+        1.0 - 0.12 / height,
+        title or "Evaluation report",
+        ha="center",
+        va="top",
+        fontsize=12,
+        weight="bold",
+    )
+    fig.text(
+        0.5,
+        1.0 - 0.45 / height,
+        f"medians over {n} test field{'s' if n != 1 else ''}",
+        ha="center",
+        va="top",
+        fontsize=9,
+    )
     ax = fig.add_axes((0.12, bottom / height, 0.76, row_h * (len(rows) + 1) / height))
     ax.axis("off")
     if rows:
-        table = ax.table(cellText=rows,
-                         colLabels=["method", *(METRIC_LABELS[k] for k in METRICS)],
-                         colWidths=[0.32, 0.17, 0.17, 0.17, 0.17], cellLoc="center",
-                         bbox=(0.0, 0.0, 1.0, 1.0))
+        table = ax.table(
+            cellText=rows,
+            colLabels=["method", *(METRIC_LABELS[k] for k in METRICS)],
+            colWidths=[0.32, 0.17, 0.17, 0.17, 0.17],
+            cellLoc="center",
+            bbox=(0.0, 0.0, 1.0, 1.0),
+        )
         table.auto_set_font_size(False)
         table.set_fontsize(9)
     return _png(fig)
@@ -283,8 +341,9 @@ def curves_png(history: Sequence[Mapping[str, Any]]) -> bytes:
             continue
         step = float(entry["step"])
         items = dict(entry.get("losses") or {})
-        items.update({k: v for k, v in entry.items()
-                      if k not in _NOT_LOSSES and not k.startswith("val_")})
+        items.update(
+            {k: v for k, v in entry.items() if k not in _NOT_LOSSES and not k.startswith("val_")}
+        )
         for k, v in items.items():
             if _is_number(v):
                 xs, ys = losses.setdefault(str(k), ([], []))
@@ -300,8 +359,14 @@ def curves_png(history: Sequence[Mapping[str, Any]]) -> bytes:
     ax = axes[0]
     all_pos = True
     for i, (name, (xs, ys)) in enumerate(sorted(losses.items())):
-        ax.plot(xs, ys, label=name, color=_method_color(i + 1), linewidth=1.0,
-                marker="." if len(xs) < 30 else None)
+        ax.plot(
+            xs,
+            ys,
+            label=name,
+            color=_method_color(i + 1),
+            linewidth=1.0,
+            marker="." if len(xs) < 30 else None,
+        )
         all_pos = all_pos and all(y > 0 for y in ys)
     if losses:
         if all_pos:
@@ -313,18 +378,24 @@ def curves_png(history: Sequence[Mapping[str, Any]]) -> bytes:
     best_step = None
     if val["val_psnr"][1]:
         best_step = val["val_psnr"][0][int(np.argmax(val["val_psnr"][1]))]
-    for ax, key, label, color in ((axes[1], "val_psnr", "Validation PSNR (dB)", "#d62728"),
-                                  (axes[2], "val_ssim", "Validation SSIM", "#1f77b4")):
+    for ax, key, label, color in (
+        (axes[1], "val_psnr", "Validation PSNR (dB)", "#d62728"),
+        (axes[2], "val_ssim", "Validation SSIM", "#1f77b4"),
+    ):
         xs, ys = val[key]
         if xs:
             ax.plot(xs, ys, marker="o", markersize=3, color=color, linewidth=1.2)
             if best_step is not None:
-                ax.axvline(best_step, color="black", linestyle=":", linewidth=1.0,
-                           label=f"best PSNR, step {best_step:g}")
+                ax.axvline(
+                    best_step,
+                    color="black",
+                    linestyle=":",
+                    linewidth=1.0,
+                    label=f"best PSNR, step {best_step:g}",
+                )
                 ax.legend(fontsize=7)
         else:
-            ax.text(0.5, 0.5, "no validation yet", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(label, fontsize=10)
     for ax in axes:
         ax.set_xlabel("step", fontsize=8)
@@ -407,5 +478,8 @@ def _fmt(metric: str, v: float) -> str:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float | np.number) and not isinstance(v, bool) \
+    return (
+        isinstance(v, int | float | np.number)
+        and not isinstance(v, bool)
         and math.isfinite(float(v))
+    )

@@ -32,8 +32,9 @@ def mae(y_true, y_pred):
 
 def ssim(y_true, y_pred, filter_size: int = 11):
     """Mean SSIM over a NHWC batch of float images with ``max_val = 1`` (scalar, float32)."""
-    return tf.reduce_mean(tf.image.ssim(_f32(y_true), _f32(y_pred), max_val=1.0,
-                                        filter_size=filter_size))
+    return tf.reduce_mean(
+        tf.image.ssim(_f32(y_true), _f32(y_pred), max_val=1.0, filter_size=filter_size)
+    )
 
 
 def ssim_loss(y_true, y_pred, filter_size: int = 11):
@@ -57,8 +58,9 @@ def relativistic_bce(real_logits, fake_logits, y):
     real_logits = _f32(real_logits)
     fake_logits = _f32(fake_logits)
     y = tf.cast(y, tf.float32)
-    return (bce_with_logits(fake_logits - real_logits, y)
-            + bce_with_logits(real_logits - fake_logits, 1.0 - y))
+    return bce_with_logits(fake_logits - real_logits, y) + bce_with_logits(
+        real_logits - fake_logits, 1.0 - y
+    )
 
 
 def discriminator_loss(real_logits, fake_logits):
@@ -71,21 +73,36 @@ def generator_adversarial_loss(real_logits, fake_logits):
     return relativistic_bce(real_logits, fake_logits, 1.0)
 
 
-def generator_loss(y_true, y_pred, real_logits=None, fake_logits=None, *, mse_weight=1.0,
-                   ssim_weight=0.0, adv_weight=0.0, l1_weight=0.0, ssim_filter_size=11):
+def generator_loss(
+    y_true,
+    y_pred,
+    real_logits=None,
+    fake_logits=None,
+    *,
+    mse_weight=1.0,
+    ssim_weight=0.0,
+    adv_weight=0.0,
+    l1_weight=0.0,
+    ssim_filter_size=11,
+):
     """Eq. 6: ``α·MSE + β·(1 − SSIM) + γ·BCE`` (+ an optional ``l1_weight·MAE``).
 
     Returns a dict of float32 scalars: ``total``, ``mse``, ``ssim_loss``, ``adv``, ``l1``.
     The adversarial term is skipped (zero) when ``adv_weight == 0`` or no logits are given.
     """
     parts = {"mse": mse(y_true, y_pred)}
-    parts["ssim_loss"] = (ssim_loss(y_true, y_pred, ssim_filter_size) if ssim_weight
-                          else tf.constant(0.0))
+    parts["ssim_loss"] = (
+        ssim_loss(y_true, y_pred, ssim_filter_size) if ssim_weight else tf.constant(0.0)
+    )
     parts["l1"] = mae(y_true, y_pred) if l1_weight else tf.constant(0.0)
     if adv_weight and real_logits is not None and fake_logits is not None:
         parts["adv"] = generator_adversarial_loss(real_logits, fake_logits)
     else:
         parts["adv"] = tf.constant(0.0)
-    parts["total"] = (mse_weight * parts["mse"] + ssim_weight * parts["ssim_loss"]
-                      + adv_weight * parts["adv"] + l1_weight * parts["l1"])
+    parts["total"] = (
+        mse_weight * parts["mse"]
+        + ssim_weight * parts["ssim_loss"]
+        + adv_weight * parts["adv"]
+        + l1_weight * parts["l1"]
+    )
     return parts

@@ -25,8 +25,9 @@ GT_LOW, GT_HIGH = 0.1, 99.9
 METRICS = ("mse", "nrmse", "ssim", "psnr")
 
 
-def normalize_percentile(x: np.ndarray, low: float = GT_LOW, high: float = GT_HIGH,
-                         eps: float = 1e-20) -> np.ndarray:
+def normalize_percentile(
+    x: np.ndarray, low: float = GT_LOW, high: float = GT_HIGH, eps: float = 1e-20
+) -> np.ndarray:
     """``(x − p_low) / (p_high − p_low)`` in float64."""
     x = np.asarray(x, dtype=np.float64)
     lo, hi = np.percentile(x, [low, high])
@@ -66,8 +67,9 @@ def score_channel(prediction: np.ndarray, ground_truth: np.ndarray) -> dict[str,
     }
 
 
-def score_image(prediction: np.ndarray, ground_truth: np.ndarray,
-                channel_axis: int | None = 0) -> dict:
+def score_image(
+    prediction: np.ndarray, ground_truth: np.ndarray, channel_axis: int | None = 0
+) -> dict:
     """Score a (C)YX prediction against its ground truth, channel by channel.
 
     Returns ``{"mse", "nrmse", "ssim", "psnr"}`` averaged over channels, plus

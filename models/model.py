@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 
 from .config import Config
 from .data import Normalization, PatchSampler, as_cyx, fit_to_input, split_by_field
+from .files import atomic_write, replace_dir
 from .precision import describe_hardware, resolve_precision
 
 WEIGHTS_FILE = "generator.weights.h5"
@@ -44,8 +44,12 @@ class EnhancementModel:
     ``name``: a human-readable name stored in the saved model's metadata.
     """
 
-    def __init__(self, config: Config | None = None, n_channels: int | None = None,
-                 name: str = "pairscope-model") -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        n_channels: int | None = None,
+        name: str = "pairscope-model",
+    ) -> None:
         self.config = config if config is not None else Config.preset("cpu-small")
         self.name = name
         self.n_channels = n_channels or self.config.n_channels
@@ -60,12 +64,12 @@ class EnhancementModel:
 
         if n_channels is not None:
             if self.n_channels is not None and self.n_channels != n_channels:
-                raise ValueError(f"model takes {self.n_channels} channel(s), "
-                                 f"data has {n_channels}")
+                raise ValueError(f"model takes {self.n_channels} channel(s), data has {n_channels}")
             self.n_channels = n_channels
         if self.n_channels is None:
-            raise ValueError("the number of channels is unknown: train the model first or "
-                             "give n_channels")
+            raise ValueError(
+                "the number of channels is unknown: train the model first or give n_channels"
+            )
         if self._trainer is None:
             self._trainer = Trainer(self.config, self.n_channels, self.policy)
         return self._trainer
@@ -80,16 +84,22 @@ class EnhancementModel:
         return self._ensure_built().discriminator
 
     # ------------------------------------------------------------------ training
-    def train(self, lq_images: Sequence[np.ndarray], hq_images: Sequence[np.ndarray],
-              field_ids: Sequence | None = None, *,
-              val_lq: Sequence[np.ndarray] | None = None,
-              val_hq: Sequence[np.ndarray] | None = None,
-              steps: int | None = None, minutes: float | None = None,
-              seed: int | None = None,
-              progress: Callable[[dict], None] | None = None,
-              stop: Callable[[], bool] | None = None,
-              checkpoint_dir: str | os.PathLike | None = None,
-              resume: bool = True):
+    def train(
+        self,
+        lq_images: Sequence[np.ndarray],
+        hq_images: Sequence[np.ndarray],
+        field_ids: Sequence | None = None,
+        *,
+        val_lq: Sequence[np.ndarray] | None = None,
+        val_hq: Sequence[np.ndarray] | None = None,
+        steps: int | None = None,
+        minutes: float | None = None,
+        seed: int | None = None,
+        progress: Callable[[dict], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = True,
+    ):
         """Train on aligned pairs; returns a :class:`~models.training.TrainingResult`.
 
         ``lq_images`` / ``hq_images``: sequences of ``(C)YX`` arrays, pair by pair of equal shape
@@ -138,32 +148,58 @@ class EnhancementModel:
         t_lq, t_hq = [norm(a) for a in t_lq], [norm(a) for a in t_hq]
         if c.fit_target_to_input:
             t_hq = [fit_to_input(b, a) for a, b in zip(t_lq, t_hq, strict=True)]
-        vl = [norm(a) for a in vl[:c.val_max_images]]
-        vh = [norm(a) for a in vh[:c.val_max_images]]
-        sampler = PatchSampler(t_lq, t_hq, c.patch_size, c.batch_size,
-                               threshold=c.foreground_threshold,
-                               min_fraction=c.foreground_min_fraction, flips=c.augment_flips,
-                               rot90=c.augment_rot90, translate=c.augment_translate)
-        result = trainer.fit(sampler, vl, vh, steps=steps, minutes=minutes, seed=seed,
-                             progress=progress, stop=stop,
-                             checkpoint_dir=os.fspath(checkpoint_dir) if checkpoint_dir
-                             else None, resume=resume)
+        vl = [norm(a) for a in vl[: c.val_max_images]]
+        vh = [norm(a) for a in vh[: c.val_max_images]]
+        sampler = PatchSampler(
+            t_lq,
+            t_hq,
+            c.patch_size,
+            c.batch_size,
+            threshold=c.foreground_threshold,
+            min_fraction=c.foreground_min_fraction,
+            flips=c.augment_flips,
+            rot90=c.augment_rot90,
+            translate=c.augment_translate,
+        )
+        result = trainer.fit(
+            sampler,
+            vl,
+            vh,
+            steps=steps,
+            minutes=minutes,
+            seed=seed,
+            progress=progress,
+            stop=stop,
+            checkpoint_dir=os.fspath(checkpoint_dir) if checkpoint_dir else None,
+            resume=resume,
+        )
         self.metadata["training"] = {
             "train_fields": sorted({ids[i] for i in train_idx}),
             "val_fields": sorted({ids[i] for i in val_idx}) if val_idx else [],
-            "n_train_pairs": len(t_lq), "n_val_pairs": len(vl),
-            "policy": self.policy, "seed": c.seed if seed is None else seed,
-            "finished": _now(), "hardware": describe_hardware(),
+            "n_train_pairs": len(t_lq),
+            "n_val_pairs": len(vl),
+            "policy": self.policy,
+            "seed": c.seed if seed is None else seed,
+            "finished": _now(),
+            "hardware": describe_hardware(),
             **{k: v for k, v in result.to_dict().items() if k != "history"},
             "history": result.history[-200:],
         }
         return result
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, image: np.ndarray, axes: str | None = None, *, ensemble: bool = False,
-                out_dtype: str = "float32", tile_size: int | None = None,
-                overlap: int | None = None, batch_size: int | None = None,
-                progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def predict(
+        self,
+        image: np.ndarray,
+        axes: str | None = None,
+        *,
+        ensemble: bool = False,
+        out_dtype: str = "float32",
+        tile_size: int | None = None,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Enhance one image of any size; returns an array of the input's shape.
 
         ``axes``: ``"YX"``, ``"CYX"``, ``"ZYX"`` or ``"ZCYX"`` (guessed from the shape and the
@@ -184,8 +220,7 @@ class EnhancementModel:
         axes = self.guess_axes(arr.shape) if axes is None else axes.upper()
         if axes not in ("YX", "CYX", "ZYX", "ZCYX") or len(axes) != arr.ndim:
             raise ValueError(f"axes {axes!r} do not fit an image of shape {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype,
-                                                                    np.complexfloating):
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
             raise ValueError(f"expected a real-valued image, got dtype {arr.dtype}")
         planes = arr
         if "Z" not in axes:
@@ -193,12 +228,20 @@ class EnhancementModel:
         if "C" not in axes:
             planes = planes[:, None]
         if planes.shape[1] != self.n_channels:
-            raise ValueError(f"the model takes {self.n_channels} channel(s); the image has "
-                             f"{planes.shape[1]} (shape {arr.shape}, axes {axes})")
+            raise ValueError(
+                f"the model takes {self.n_channels} channel(s); the image has "
+                f"{planes.shape[1]} (shape {arr.shape}, axes {axes})"
+            )
         c = self.config
-        kw = dict(multiple=c.multiple, margin=receptive_field_margin(c),
-                  tile_size=tile_size or c.tile_size, overlap=overlap,
-                  batch_size=batch_size or c.tile_batch, ensemble=ensemble, progress=progress)
+        kw = dict(
+            multiple=c.multiple,
+            margin=receptive_field_margin(c),
+            tile_size=tile_size or c.tile_size,
+            overlap=overlap,
+            batch_size=batch_size or c.tile_batch,
+            ensemble=ensemble,
+            progress=progress,
+        )
         out = np.empty(planes.shape, np.float32)
         norm = self.normalization
         for z, plane in enumerate(planes):
@@ -227,9 +270,13 @@ class EnhancementModel:
     @property
     def identity(self) -> dict:
         """Name, id (hash of the weights), creation time and preset-relevant settings."""
-        return {"name": self.name, "id": self.metadata.get("id"),
-                "created": self.metadata.get("created"), "format": FORMAT,
-                "n_channels": self.n_channels}
+        return {
+            "name": self.name,
+            "id": self.metadata.get("id"),
+            "created": self.metadata.get("created"),
+            "format": FORMAT,
+            "n_channels": self.n_channels,
+        }
 
     def weights_digest(self) -> str:
         h = hashlib.sha256()
@@ -252,28 +299,39 @@ class EnhancementModel:
         digest = self.weights_digest()
         self.metadata.setdefault("created", _now())
         self.metadata["id"] = digest[:16]
-        meta = dict(self.metadata, name=self.name, format=FORMAT, n_channels=self.n_channels,
-                    weights_sha256=digest,
-                    versions={"keras": keras.__version__, "tensorflow": tf.__version__,
-                              "numpy": np.__version__})
+        meta = dict(
+            self.metadata,
+            name=self.name,
+            format=FORMAT,
+            n_channels=self.n_channels,
+            weights_sha256=digest,
+            versions={
+                "keras": keras.__version__,
+                "tensorflow": tf.__version__,
+                "numpy": np.__version__,
+            },
+        )
         parent = os.path.dirname(os.path.abspath(path)) or "."
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-model-")
         try:
             self.generator.save_weights(os.path.join(tmp, WEIGHTS_FILE))
-            _write_json(os.path.join(tmp, CONFIG_FILE),
-                        self.config.with_overrides(n_channels=self.n_channels).to_dict())
+            _write_json(
+                os.path.join(tmp, CONFIG_FILE),
+                self.config.with_overrides(n_channels=self.n_channels).to_dict(),
+            )
             _write_json(os.path.join(tmp, NORM_FILE), self.normalization.to_dict())
             _write_json(os.path.join(tmp, META_FILE), meta)
             if path.endswith(".zip"):
-                ztmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex}.zip")
-                with zipfile.ZipFile(ztmp, "w", zipfile.ZIP_DEFLATED) as z:
+                with (
+                    atomic_write(path, suffix=".zip") as ztmp,
+                    zipfile.ZipFile(ztmp, "w", zipfile.ZIP_DEFLATED) as z,
+                ):
                     for f in (WEIGHTS_FILE, CONFIG_FILE, NORM_FILE, META_FILE):
                         z.write(os.path.join(tmp, f), f)
-                os.replace(ztmp, path)
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
-                _replace_dir(tmp, path)
+                replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -316,8 +374,9 @@ class EnhancementModel:
             norm = Normalization.from_dict(json.load(fh))
         model = cls(config, n_channels=config.n_channels, name=meta.get("name", "model"))
         model.normalization = norm
-        model.metadata = {k: v for k, v in meta.items()
-                          if k not in ("name", "format", "n_channels", "versions")}
+        model.metadata = {
+            k: v for k, v in meta.items() if k not in ("name", "format", "n_channels", "versions")
+        }
         model.metadata["saved_versions"] = meta.get("versions")
         model.generator.load_weights(os.path.join(d, WEIGHTS_FILE))
         return model
@@ -330,20 +389,3 @@ def _now() -> str:
 def _write_json(path: str, obj: Any) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-
-
-def _replace_dir(src: str, dst: str) -> None:
-    """Move directory ``src`` to ``dst``, replacing an existing ``dst`` (old kept until done)."""
-    if os.path.isdir(dst):
-        old = f"{dst}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(dst, old)
-        try:
-            os.replace(src, dst)
-        except BaseException:
-            os.replace(old, dst)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    elif os.path.exists(dst):
-        raise FileExistsError(f"{dst} exists and is not a directory")
-    else:
-        os.replace(src, dst)

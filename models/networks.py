@@ -66,9 +66,13 @@ def _filters(base: int, level: int, cap: int) -> int:
     return int(min(base * 2**level, cap))
 
 
-def build_generator(config: Config, n_channels: int, policy: str = "float32",
-                    seed: int | None = None,
-                    input_hw: tuple[int, int] | None = None) -> keras.Model:
+def build_generator(
+    config: Config,
+    n_channels: int,
+    policy: str = "float32",
+    seed: int | None = None,
+    input_hw: tuple[int, int] | None = None,
+) -> keras.Model:
     """The residual U-Net generator (paper eq. 3–4).
 
     ``depth`` down-sampling blocks, each ``convs_per_block`` × [Conv2D 3×3 + LeakyReLU] plus the
@@ -90,8 +94,14 @@ def build_generator(config: Config, n_channels: int, policy: str = "float32",
 
     def conv_block(x, f, n, name):
         for i in range(n):
-            x = layers.Conv2D(f, 3, padding="same", kernel_initializer=seeds.conv(),
-                              dtype=policy, name=f"{name}_conv{i}")(x)
+            x = layers.Conv2D(
+                f,
+                3,
+                padding="same",
+                kernel_initializer=seeds.conv(),
+                dtype=policy,
+                name=f"{name}_conv{i}",
+            )(x)
             x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name=f"{name}_act{i}")(x)
         return x
 
@@ -103,8 +113,9 @@ def build_generator(config: Config, n_channels: int, policy: str = "float32",
     for level in range(config.depth):
         f = _filters(config.base_filters, level, config.max_filters)
         h = conv_block(x, f, config.convs_per_block, f"down{level}")
-        r = layers.Conv2D(f, 1, kernel_initializer=seeds.glorot(), dtype=policy,
-                          name=f"down{level}_proj")(x)
+        r = layers.Conv2D(
+            f, 1, kernel_initializer=seeds.glorot(), dtype=policy, name=f"down{level}_proj"
+        )(x)
         h = layers.Add(dtype=policy, name=f"down{level}_res")([h, r])
         skips.append(h)
         x = layers.AveragePooling2D(2, dtype=policy, name=f"down{level}_pool")(h)
@@ -112,12 +123,18 @@ def build_generator(config: Config, n_channels: int, policy: str = "float32",
     x = conv_block(x, f, config.convs_per_block, "bottom")
     for level in reversed(range(config.depth)):
         f = _filters(config.base_filters, level, config.max_filters)
-        x = layers.UpSampling2D(2, interpolation=config.upsampling, dtype=policy,
-                                name=f"up{level}_upsample")(x)
+        x = layers.UpSampling2D(
+            2, interpolation=config.upsampling, dtype=policy, name=f"up{level}_upsample"
+        )(x)
         x = layers.Concatenate(dtype=policy, name=f"up{level}_concat")([x, skips[level]])
         x = conv_block(x, f, config.convs_per_block, f"up{level}")
-    out = layers.Conv2D(n_channels * (4 if s2d else 1), 1, kernel_initializer=seeds.glorot(),
-                        dtype="float32", name="final_conv")(x)
+    out = layers.Conv2D(
+        n_channels * (4 if s2d else 1),
+        1,
+        kernel_initializer=seeds.glorot(),
+        dtype="float32",
+        name="final_conv",
+    )(x)
     if s2d:
         out = DepthToSpace(2, dtype="float32", name="stem_d2s")(out)
     if config.final_activation == "leaky_relu":
@@ -150,8 +167,13 @@ def discriminator_strides(config: Config, patch_size: int | None = None) -> list
     return strides
 
 
-def build_discriminator(config: Config, n_channels: int, policy: str = "float32",
-                        patch_size: int | None = None, seed: int | None = None) -> keras.Model:
+def build_discriminator(
+    config: Config,
+    n_channels: int,
+    policy: str = "float32",
+    patch_size: int | None = None,
+    seed: int | None = None,
+) -> keras.Model:
     """The discriminator (paper eq. 1): a first convolution, ``disc_blocks`` blocks of
     ``disc_convs_per_block`` × [Conv2D 3×3 + LeakyReLU 0.1], 4×4 average pooling, two dense layers.
 
@@ -163,25 +185,37 @@ def build_discriminator(config: Config, n_channels: int, policy: str = "float32"
     size = config.patch_size if patch_size is None else patch_size
     slope = config.leaky_slope
     inp = keras.Input(shape=(size, size, n_channels), name="image")
-    x = layers.Conv2D(config.disc_filters, 3, padding="same", kernel_initializer=seeds.conv(),
-                      dtype=policy, name="first_conv")(inp)
+    x = layers.Conv2D(
+        config.disc_filters,
+        3,
+        padding="same",
+        kernel_initializer=seeds.conv(),
+        dtype=policy,
+        name="first_conv",
+    )(inp)
     x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name="first_act")(x)
     n_down = 0
     for b, stride in enumerate(discriminator_strides(config, size)):
         n_down += stride == 2
         f = _filters(config.disc_filters, n_down, config.disc_max_filters)
         for i in range(config.disc_convs_per_block):
-            x = layers.Conv2D(f, 3, strides=stride if i == 0 else 1, padding="same",
-                              kernel_initializer=seeds.conv(), dtype=policy,
-                              name=f"block{b}_conv{i}")(x)
+            x = layers.Conv2D(
+                f,
+                3,
+                strides=stride if i == 0 else 1,
+                padding="same",
+                kernel_initializer=seeds.conv(),
+                dtype=policy,
+                name=f"block{b}_conv{i}",
+            )(x)
             x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name=f"block{b}_act{i}")(x)
     x = layers.AveragePooling2D(4, padding="same", dtype=policy, name="pool")(x)
     x = layers.Flatten(dtype=policy, name="flatten")(x)
-    x = layers.Dense(config.disc_dense_units, kernel_initializer=seeds.glorot(), dtype=policy,
-                     name="dense")(x)
+    x = layers.Dense(
+        config.disc_dense_units, kernel_initializer=seeds.glorot(), dtype=policy, name="dense"
+    )(x)
     x = layers.LeakyReLU(negative_slope=slope, dtype=policy, name="dense_act")(x)
-    logits = layers.Dense(1, kernel_initializer=seeds.glorot(), dtype="float32",
-                          name="logit")(x)
+    logits = layers.Dense(1, kernel_initializer=seeds.glorot(), dtype="float32", name="logit")(x)
     return keras.Model(inp, logits, name="discriminator")
 
 

@@ -58,8 +58,9 @@ def gpu_compute_capabilities() -> list[tuple[int, int]]:
     return caps
 
 
-def choose_precision(gpu_caps: list[tuple[int, int]] | None = None,
-                     flags: frozenset[str] | None = None) -> str:
+def choose_precision(
+    gpu_caps: list[tuple[int, int]] | None = None, flags: frozenset[str] | None = None
+) -> str:
     """The policy ``auto`` stands for on this machine (or on the hardware described)."""
     caps = gpu_compute_capabilities() if gpu_caps is None else gpu_caps
     if caps:

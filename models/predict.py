@@ -79,8 +79,9 @@ def _axis_weights(t: int, start: int, length: int, overlap: int, margin: int) ->
     return w
 
 
-def axis_weights(t: int, starts: list[int], length: int, overlap: int,
-                 margin: int) -> list[np.ndarray]:
+def axis_weights(
+    t: int, starts: list[int], length: int, overlap: int, margin: int
+) -> list[np.ndarray]:
     """Blending weights of the tiles along one axis, normalised to sum to one at each position.
 
     Normalising each axis makes the products ``wy · wx`` of a 2-D tiling sum to one as well.
@@ -88,8 +89,8 @@ def axis_weights(t: int, starts: list[int], length: int, overlap: int,
     ws = [_axis_weights(t, s, length, overlap, margin) for s in starts]
     total = np.zeros(length, np.float32)
     for s, w in zip(starts, ws, strict=True):
-        total[s:s + t] += w
-    return [w / total[s:s + t] for s, w in zip(starts, ws, strict=True)]
+        total[s : s + t] += w
+    return [w / total[s : s + t] for s, w in zip(starts, ws, strict=True)]
 
 
 def _pad_to(image: np.ndarray, multiple: int, min_size: int) -> tuple[np.ndarray, int, int]:
@@ -104,20 +105,34 @@ def _pad_to(image: np.ndarray, multiple: int, min_size: int) -> tuple[np.ndarray
     return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode), h, w
 
 
-def count_tiles(shape_yx: tuple[int, int], multiple: int, margin: int, tile_size: int,
-                overlap: int | None = None) -> int:
+def count_tiles(
+    shape_yx: tuple[int, int],
+    multiple: int,
+    margin: int,
+    tile_size: int,
+    overlap: int | None = None,
+) -> int:
     """How many tiles :func:`predict_tiled` cuts an image of ``shape_yx`` into."""
     ov = default_overlap(margin, multiple) if overlap is None else overlap
     ov = _round_up(max(ov, 0), multiple)
     tile_size = max(2 * ov, multiple, (int(tile_size) // multiple) * multiple)
     h, w = (max(_round_up(s, multiple), multiple) for s in shape_yx)
-    return len(plan_axis(h, tile_size, ov, multiple)[1]) * len(plan_axis(w, tile_size, ov,
-                                                                           multiple)[1])
+    return len(plan_axis(h, tile_size, ov, multiple)[1]) * len(
+        plan_axis(w, tile_size, ov, multiple)[1]
+    )
 
 
-def predict_tiled(fn: PredictFn, image: np.ndarray, *, multiple: int, margin: int,
-                  tile_size: int = 1024, overlap: int | None = None, batch_size: int = 1,
-                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+def predict_tiled(
+    fn: PredictFn,
+    image: np.ndarray,
+    *,
+    multiple: int,
+    margin: int,
+    tile_size: int = 1024,
+    overlap: int | None = None,
+    batch_size: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Predict a ``YXC`` float32 image in overlapping tiles; returns ``YXC`` float32.
 
     ``progress(n)`` is called with the number of tiles finished after each batch.
@@ -142,8 +157,8 @@ def predict_tiled(fn: PredictFn, image: np.ndarray, *, multiple: int, margin: in
     acc = None
     jobs = [(iy, ix) for iy in range(len(ys)) for ix in range(len(xs))]
     for k in range(0, len(jobs), batch_size):
-        chunk = jobs[k:k + batch_size]
-        batch = np.stack([padded[ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] for iy, ix in chunk])
+        chunk = jobs[k : k + batch_size]
+        batch = np.stack([padded[ys[iy] : ys[iy] + th, xs[ix] : xs[ix] + tw] for iy, ix in chunk])
         pred = np.asarray(fn(batch), np.float32)
         if not pred.flags.writeable:  # weighted in place below
             pred = pred.copy()
@@ -151,7 +166,7 @@ def predict_tiled(fn: PredictFn, image: np.ndarray, *, multiple: int, margin: in
             acc = np.zeros((H, W, pred.shape[-1]), np.float32)
         for (iy, ix), p in zip(chunk, pred, strict=True):
             p *= (wy[iy][:, None] * wx[ix][None, :])[..., None]
-            acc[ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] += p
+            acc[ys[iy] : ys[iy] + th, xs[ix] : xs[ix] + tw] += p
         if progress:
             progress(len(chunk))
     return acc[:h, :w]
@@ -173,14 +188,28 @@ def _inv(a: np.ndarray, k: int, flip: bool) -> np.ndarray:
     return a
 
 
-def predict_image(fn: PredictFn, image: np.ndarray, *, multiple: int, margin: int,
-                  tile_size: int = 1024, overlap: int | None = None, batch_size: int = 1,
-                  ensemble: bool = False,
-                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+def predict_image(
+    fn: PredictFn,
+    image: np.ndarray,
+    *,
+    multiple: int,
+    margin: int,
+    tile_size: int = 1024,
+    overlap: int | None = None,
+    batch_size: int = 1,
+    ensemble: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """:func:`predict_tiled`, optionally averaged over the 8 flips and 90° rotations
     (test-time ensemble; each transform is predicted and transformed back)."""
-    kw = dict(multiple=multiple, margin=margin, tile_size=tile_size, overlap=overlap,
-              batch_size=batch_size, progress=progress)
+    kw = dict(
+        multiple=multiple,
+        margin=margin,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        progress=progress,
+    )
     if not ensemble:
         return predict_tiled(fn, image, **kw)
     acc = None

@@ -66,8 +66,9 @@ from skimage.filters import difference_of_gaussians, window
 from skimage.registration import phase_cross_correlation
 from skimage.transform import warp, warp_polar
 
+from .image_io import MIN_SIZE  # pixels per side, for the inputs and for LQ once resampled
+
 DEFAULT_NCC_THRESHOLD = 0.4
-MIN_SIZE = 16  # pixels per side, for the inputs and for LQ once resampled
 MIN_OVERLAP_FRACTION = 0.25  # common field of view / smaller field of view
 
 _ROTATION_SIZE = 512  # longest side of the grid used for the rotation search
@@ -512,24 +513,9 @@ def align_pair(
     rescaled.
     Raises ValueError for inputs that cannot be a pair (see the module docstring for the method).
     """
-    lq_stack, hq_stack = _as_stack("lq", lq), _as_stack("hq", hq)
-    if lq_stack.shape[1] != hq_stack.shape[1]:
-        raise ValueError(
-            f"lq has {lq_stack.shape[1]} channels but hq has {hq_stack.shape[1]}; "
-            "a pair needs the same channels on both sides"
-        )
-    lq_px = _positive("lq_pixel_um", lq_pixel_um)
-    hq_px = _positive("hq_pixel_um", hq_pixel_um)
-    lq_dz = _positive("lq_z_step_um", lq_z_step_um, required=False)
-    hq_dz = _positive("hq_z_step_um", hq_z_step_um, required=False)
-    if (lq_dz is None) != (hq_dz is None):
-        raise ValueError("give both lq_z_step_um and hq_z_step_um, or neither (equal steps)")
-    try:
-        threshold = float(ncc_threshold)
-    except (TypeError, ValueError):
-        threshold = math.nan
-    if not -1 <= threshold <= 1:
-        raise ValueError(f"ncc_threshold must be a number in [-1, 1], got {ncc_threshold!r}")
+    lq_stack, hq_stack, lq_px, hq_px, lq_dz, hq_dz, threshold = _checked_inputs(
+        lq, hq, lq_pixel_um, hq_pixel_um, lq_z_step_um, hq_z_step_um, ncc_threshold
+    )
     assert lq_px is not None and hq_px is not None
     scale = lq_px / hq_px
     lq_hw = (lq_stack.shape[2], lq_stack.shape[3])
@@ -580,39 +566,8 @@ def align_pair(
         return replace(partial, reason=reason), None, None
 
     # Z matching on aligned per-plane proxies, on the coarse grid.
-    nz_l, nz_h = lq_stack.shape[0], hq_stack.shape[0]
-    if lq_dz is not None and hq_dz is not None and both_stacks and nz_l > 1:
-        # Fractional LQ plane indices at the HQ z step, from the first LQ plane on.
-        depth = (nz_l - 1) * lq_dz
-        z_interp = np.minimum(np.arange(0.0, depth + 1e-6 * hq_dz, hq_dz) / lq_dz, nz_l - 1)
-    else:
-        z_interp = np.arange(nz_l, dtype=float)
-    l0, h0, nz = 0, 0, 1
-    if nz_l > 1 or nz_h > 1:
-        g = est.grid(_ROTATION_SIZE)
-        factor, shape = g.factor, g.shape
-        m = _downscale_matrix(factor) @ matrix
-        fw, lw = _row_intervals(m, lq_hw, shape)
-        mask = np.zeros(shape, bool)
-        for row in np.flatnonzero(lw >= fw):
-            mask[row, fw[row] : lw[row] + 1] = True
-        lq_rendered = np.stack(
-            [
-                _band_pass(_resample(_interp_plane(lq_planes, z), m, shape), g.sigma_high)[mask]
-                for z in z_interp
-            ]
-        )
-        hq_rendered = np.stack(
-            [
-                _band_pass(
-                    p if factor == 1 else _resample(p, _downscale_matrix(factor), shape),
-                    g.sigma_high,
-                )[mask]
-                for p in hq_planes
-            ]
-        )
-        min_overlap = max(1, math.ceil(min(len(z_interp), nz_h) / 2))
-        l0, h0, nz = _match_z(lq_rendered, hq_rendered, min_overlap)
+    z_interp = _lq_z_positions(lq_stack.shape[0], lq_dz, hq_dz, both_stacks)
+    l0, h0, nz = _match_planes(est, matrix, lq_planes, hq_planes, z_interp, lq_hw)
 
     # Apply: warp only the common field of view, cropping HQ alike.
     out_matrix = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ matrix
@@ -640,6 +595,83 @@ def align_pair(
         z_range_lq=z_lq if np.ndim(lq) == 4 else None,
         z_range_hq=(h0, h0 + nz) if np.ndim(hq) == 4 else None,
     )
+    alignment = _gate(alignment, ncc, threshold)
+    if not both_stacks:
+        return alignment, lq_out[0], hq_out[0]
+    return alignment, lq_out, hq_out
+
+
+def _checked_inputs(  # type: ignore[no-untyped-def]
+    lq, hq, lq_pixel_um, hq_pixel_um, lq_z_step_um, hq_z_step_um, ncc_threshold
+):
+    """ZCYX stacks, positive sizes and a threshold in [-1, 1], or a ValueError naming the input."""
+    lq_stack, hq_stack = _as_stack("lq", lq), _as_stack("hq", hq)
+    if lq_stack.shape[1] != hq_stack.shape[1]:
+        raise ValueError(
+            f"lq has {lq_stack.shape[1]} channels but hq has {hq_stack.shape[1]}; "
+            "a pair needs the same channels on both sides"
+        )
+    lq_px = _positive("lq_pixel_um", lq_pixel_um)
+    hq_px = _positive("hq_pixel_um", hq_pixel_um)
+    lq_dz = _positive("lq_z_step_um", lq_z_step_um, required=False)
+    hq_dz = _positive("hq_z_step_um", hq_z_step_um, required=False)
+    if (lq_dz is None) != (hq_dz is None):
+        raise ValueError("give both lq_z_step_um and hq_z_step_um, or neither (equal steps)")
+    try:
+        threshold = float(ncc_threshold)
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not -1 <= threshold <= 1:
+        raise ValueError(f"ncc_threshold must be a number in [-1, 1], got {ncc_threshold!r}")
+    assert lq_px is not None and hq_px is not None
+    return lq_stack, hq_stack, lq_px, hq_px, lq_dz, hq_dz, threshold
+
+
+def _lq_z_positions(
+    nz_l: int, lq_dz: float | None, hq_dz: float | None, both_stacks: bool
+) -> np.ndarray:
+    """Fractional LQ plane indices at the HQ z step (every LQ plane when steps are unknown)."""
+    if lq_dz is not None and hq_dz is not None and both_stacks and nz_l > 1:
+        depth = (nz_l - 1) * lq_dz
+        return np.minimum(np.arange(0.0, depth + 1e-6 * hq_dz, hq_dz) / lq_dz, nz_l - 1)
+    return np.arange(nz_l, dtype=float)
+
+
+def _match_planes(  # type: ignore[no-untyped-def]
+    est, matrix: np.ndarray, lq_planes, hq_planes, z_interp: np.ndarray, lq_hw: tuple[int, int]
+) -> tuple[int, int, int]:
+    """(lq_start, hq_start, length) of the best z overlap, scored on the coarse grid."""
+    nz_l, nz_h = len(lq_planes), len(hq_planes)
+    if nz_l == 1 and nz_h == 1:
+        return 0, 0, 1
+    g = est.grid(_ROTATION_SIZE)
+    factor, shape = g.factor, g.shape
+    m = _downscale_matrix(factor) @ matrix
+    fw, lw = _row_intervals(m, lq_hw, shape)
+    mask = np.zeros(shape, bool)
+    for row in np.flatnonzero(lw >= fw):
+        mask[row, fw[row] : lw[row] + 1] = True
+    lq_rendered = np.stack(
+        [
+            _band_pass(_resample(_interp_plane(lq_planes, z), m, shape), g.sigma_high)[mask]
+            for z in z_interp
+        ]
+    )
+    hq_rendered = np.stack(
+        [
+            _band_pass(
+                p if factor == 1 else _resample(p, _downscale_matrix(factor), shape),
+                g.sigma_high,
+            )[mask]
+            for p in hq_planes
+        ]
+    )
+    min_overlap = max(1, math.ceil(min(len(z_interp), nz_h) / 2))
+    return _match_z(lq_rendered, hq_rendered, min_overlap)
+
+
+def _gate(alignment: Alignment, ncc: list[float], threshold: float) -> Alignment:
+    """Accept when every channel's NCC reaches the threshold; otherwise say which fell short."""
     worst = int(np.argmin(ncc))
     if ncc[worst] < threshold:
         reason = (
@@ -649,12 +681,8 @@ def align_pair(
             + "); the images may not show the same field, or a channel may be empty or swapped"
         )
         # Keep the arrays: a person may look at the pair and accept it against the gate.
-        alignment = replace(alignment, reason=reason)
-    else:
-        alignment = replace(alignment, accepted=True)
-    if not both_stacks:
-        return alignment, lq_out[0], hq_out[0]
-    return alignment, lq_out, hq_out
+        return replace(alignment, reason=reason)
+    return replace(alignment, accepted=True)
 
 
 def _interp_plane(stack: np.ndarray, z: float) -> np.ndarray:

@@ -39,8 +39,16 @@ CHANNEL_NAMES = ("nuclei", "actin", "microtubules")
 DEFOCUS_UM = (-2.0, 2.0)
 
 
-def _draw_curve(img: np.ndarray, rng: np.random.Generator, start, angle: float, length: int,
-                curvature: float, intensity: float, step: float = 1.5) -> None:
+def _draw_curve(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    start,
+    angle: float,
+    length: int,
+    curvature: float,
+    intensity: float,
+    step: float = 1.5,
+) -> None:
     h, w = img.shape
     y, x = start
     for _ in range(int(length / step)):
@@ -56,13 +64,20 @@ def _draw_curve(img: np.ndarray, rng: np.random.Generator, start, angle: float, 
 
 def _cells(shape, rng, n_cells):
     h, w = shape
-    return [(rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w,
-             rng.uniform(0.06, 0.1) * min(h, w), rng.uniform(0, math.pi))
-            for _ in range(n_cells)]
+    return [
+        (
+            rng.uniform(0.15, 0.85) * h,
+            rng.uniform(0.15, 0.85) * w,
+            rng.uniform(0.06, 0.1) * min(h, w),
+            rng.uniform(0, math.pi),
+        )
+        for _ in range(n_cells)
+    ]
 
 
-def specimen(shape: tuple[int, int], rng: np.random.Generator, n_cells: int = 2,
-             density: float = 1.0) -> np.ndarray:
+def specimen(
+    shape: tuple[int, int], rng: np.random.Generator, n_cells: int = 2, density: float = 1.0
+) -> np.ndarray:
     """A 3-channel fluorophore density (float64, CYX, roughly 0..1) on the given grid."""
     h, w = shape
     out = np.zeros((3, h, w))
@@ -83,14 +98,22 @@ def specimen(shape: tuple[int, int], rng: np.random.Generator, n_cells: int = 2,
             off = rng.normal(0, 1.6 * r)
             sy = cy + off * math.cos(ang) - 2.5 * r * math.sin(ang)
             sx = cx - off * math.sin(ang) - 2.5 * r * math.cos(ang)
-            _draw_curve(out[1], rng, (sy, sx), ang, int(5 * r), 0.01,
-                        rng.uniform(0.4, 1.0) * (2.0 if rng.random() < 0.25 else 1.0))
+            _draw_curve(
+                out[1],
+                rng,
+                (sy, sx),
+                ang,
+                int(5 * r),
+                0.01,
+                rng.uniform(0.4, 1.0) * (2.0 if rng.random() < 0.25 else 1.0),
+            )
         # microtubules: curved filaments radiating from near the nucleus
         for _ in range(int(25 * density)):
             ang = rng.uniform(0, 2 * math.pi)
             sy, sx = cy + 0.8 * r * math.sin(ang), cx + 0.8 * r * math.cos(ang)
-            _draw_curve(out[2], rng, (sy, sx), ang, int(rng.uniform(2, 4) * r), 0.08,
-                        rng.uniform(0.5, 1.0))
+            _draw_curve(
+                out[2], rng, (sy, sx), ang, int(rng.uniform(2, 4) * r), 0.08, rng.uniform(0.5, 1.0)
+            )
     # cytoplasmic background for the filament channels
     cyto = ndimage.gaussian_filter(out[0] > 0.05, 6 * max(1, min(h, w) // 128)).astype(float)
     out[1] += 0.05 * cyto
@@ -111,12 +134,20 @@ def _confocal_psf(na, n, px, em, ex):
 
 def _transform(img: np.ndarray, mat: np.ndarray, out_shape) -> np.ndarray:
     # mat maps output (HQ) pixel coords -> input (LQ / specimen) coords
-    return ndimage.affine_transform(img, mat[:2, :2], offset=mat[:2, 2], output_shape=out_shape,
-                                    order=1, mode="constant", cval=0.0)
+    return ndimage.affine_transform(
+        img,
+        mat[:2, :2],
+        offset=mat[:2, 2],
+        output_shape=out_shape,
+        order=1,
+        mode="constant",
+        cval=0.0,
+    )
 
 
-def hq_to_lq_matrix(shape_lq, shape_hq, shift=(0.0, 0.0), rotation_deg=0.0,
-                    scale=1.0) -> np.ndarray:
+def hq_to_lq_matrix(
+    shape_lq, shape_hq, shift=(0.0, 0.0), rotation_deg=0.0, scale=1.0
+) -> np.ndarray:
     """Homogeneous matrix: HQ pixel ``(y, x, 1)`` -> LQ pixel of the same specimen point.
 
     The HQ grid has pixels ``scale`` times the LQ's, is rotated by ``rotation_deg`` about the
@@ -132,13 +163,25 @@ def hq_to_lq_matrix(shape_lq, shape_hq, shift=(0.0, 0.0), rotation_deg=0.0,
     return m
 
 
-def make_pair(shape: tuple[int, int] = (256, 256), seed: int = 0, *, n_cells: int = 2,
-              pixel_size_um: float = 0.1, shift: Sequence[float] = (0.0, 0.0),
-              rotation_deg: float = 0.0, scale: float = 1.0, wf_na: float = 1.3,
-              cf_na: float = 1.4, immersion_index: float = 1.515,
-              wf_photons: float = 60.0, cf_photons: float = 400.0, haze: float = 1.0,
-              read_noise_e: float = 2.0, camera_offset: float = 100.0,
-              dtype: str = "uint16") -> tuple[np.ndarray, np.ndarray, dict]:
+def make_pair(
+    shape: tuple[int, int] = (256, 256),
+    seed: int = 0,
+    *,
+    n_cells: int = 2,
+    pixel_size_um: float = 0.1,
+    shift: Sequence[float] = (0.0, 0.0),
+    rotation_deg: float = 0.0,
+    scale: float = 1.0,
+    wf_na: float = 1.3,
+    cf_na: float = 1.4,
+    immersion_index: float = 1.515,
+    wf_photons: float = 60.0,
+    cf_photons: float = 400.0,
+    haze: float = 1.0,
+    read_noise_e: float = 2.0,
+    camera_offset: float = 100.0,
+    dtype: str = "uint16",
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Simulate one wide-field (LQ) / confocal (HQ) pair of the same field.
 
     Returns ``(lq, hq, meta)``: ``CYX`` arrays with 3 channels (uint16 camera counts by default,
@@ -157,8 +200,7 @@ def make_pair(shape: tuple[int, int] = (256, 256), seed: int = 0, *, n_cells: in
     pad = int(math.ceil(0.1 * max(h, w) + abs(shift[0]) + abs(shift[1]) + 16))
     big = (h + 2 * pad, w + 2 * pad)
     focal = specimen(big, rng, n_cells=n_cells)
-    off_planes = [specimen(big, rng, n_cells=max(1, n_cells), density=0.6)
-                  for _ in DEFOCUS_UM]
+    off_planes = [specimen(big, rng, n_cells=max(1, n_cells), density=0.6) for _ in DEFOCUS_UM]
 
     lq = np.empty((3, h, w), np.float64)
     hq_shape = (int(round(h / scale)), int(round(w / scale)))
@@ -174,14 +216,15 @@ def make_pair(shape: tuple[int, int] = (256, 256), seed: int = 0, *, n_cells: in
         for z, plane in zip(DEFOCUS_UM, off_planes, strict=True):
             pz = born_wolf_psf(wf_na, immersion_index, pixel_size_um, em, z_um=z)
             wf += haze * fftconvolve(plane[c], pz, mode="same")
-        lq[c] = np.clip(wf[pad:pad + h, pad:pad + w], 0, None)
+        lq[c] = np.clip(wf[pad : pad + h, pad : pad + w], 0, None)
         # confocal: transform the specimen onto the HQ grid, then image it
         px_hq = pixel_size_um * scale
         pc = _confocal_psf(cf_na, immersion_index, px_hq, em, ex)
         obj = _transform(focal[c], m_big, hq_shape)
         leak = sum(_transform(p[c], m_big, hq_shape) for p in off_planes)
         cf = fftconvolve(obj, pc, mode="same") + 0.03 * fftconvolve(
-            ndimage.gaussian_filter(leak, 4.0), pc, mode="same")
+            ndimage.gaussian_filter(leak, 4.0), pc, mode="same"
+        )
         hq[c] = np.clip(cf, 0, None)
     clean = {"lq_max": float(lq.max()), "hq_max": float(hq.max())}
     # cameras
@@ -191,25 +234,45 @@ def make_pair(shape: tuple[int, int] = (256, 256), seed: int = 0, *, n_cells: in
     hq_ph = hq / max(np.percentile(hq, 99.9), 1e-9) * cf_photons
     hq_e = rng.poisson(hq_ph).astype(np.float64) + rng.normal(0, 0.5, hq.shape)
     meta = {
-        "seed": seed, "channels": list(CHANNEL_NAMES), "emission_nm": list(WAVELENGTHS_NM),
+        "seed": seed,
+        "channels": list(CHANNEL_NAMES),
+        "emission_nm": list(WAVELENGTHS_NM),
         "pixel_size_um": {"lq": pixel_size_um, "hq": pixel_size_um * scale},
-        "lq_system": {"kind": "wide-field", "na": wf_na, "immersion_index": immersion_index,
-                      "photons": wf_photons, "read_noise_e": read_noise_e,
-                      "camera_offset": camera_offset, "haze": haze,
-                      "defocus_planes_um": list(DEFOCUS_UM)},
-        "hq_system": {"kind": "confocal", "na": cf_na, "immersion_index": immersion_index,
-                      "photons": cf_photons, "pinhole_airy_units": 1.0},
-        "shift": [float(s) for s in shift], "rotation_deg": float(rotation_deg),
-        "scale": float(scale), "hq_to_lq": m_lq.tolist(), "clean": clean,
+        "lq_system": {
+            "kind": "wide-field",
+            "na": wf_na,
+            "immersion_index": immersion_index,
+            "photons": wf_photons,
+            "read_noise_e": read_noise_e,
+            "camera_offset": camera_offset,
+            "haze": haze,
+            "defocus_planes_um": list(DEFOCUS_UM),
+        },
+        "hq_system": {
+            "kind": "confocal",
+            "na": cf_na,
+            "immersion_index": immersion_index,
+            "photons": cf_photons,
+            "pinhole_airy_units": 1.0,
+        },
+        "shift": [float(s) for s in shift],
+        "rotation_deg": float(rotation_deg),
+        "scale": float(scale),
+        "hq_to_lq": m_lq.tolist(),
+        "clean": clean,
     }
     if dtype == "uint16":
-        return (np.clip(np.rint(lq_adu), 0, 65535).astype(np.uint16),
-                np.clip(np.rint(hq_e), 0, 65535).astype(np.uint16), meta)
+        return (
+            np.clip(np.rint(lq_adu), 0, 65535).astype(np.uint16),
+            np.clip(np.rint(hq_e), 0, 65535).astype(np.uint16),
+            meta,
+        )
     return lq_adu.astype(np.float32), hq_e.astype(np.float32), meta
 
 
-def make_dataset(n: int, shape: tuple[int, int] = (128, 128), seed: int = 0,
-                 **kw) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+def make_dataset(
+    n: int, shape: tuple[int, int] = (128, 128), seed: int = 0, **kw
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """``n`` registered pairs with field ids ``field_000``…; extra keywords go to
     :func:`make_pair`."""
     lq, hq, ids = [], [], []

@@ -12,23 +12,24 @@ linear warm-up), assigned before each step; optional global-norm gradient clippi
 scaling under ``mixed_float16``.
 
 Checkpoints (``checkpoint_dir/checkpoint.npz``, written atomically) hold the weights of both
-networks, both optimizers' state (moments, iteration counters, loss scale), the step, the elapsed
-time, the patch sampler's random state, the best weights so far and the history; resuming from one
-continues exactly as an uninterrupted run would (bit for bit on CPU given the same seed).
+networks, both optimizers' state (moments, iteration counters, loss scale) and the loop's
+:class:`LoopState` (step, elapsed time, the patch sampler's random state, the best weights so far,
+the history, the divergence guard's state); resuming from one continues exactly as an
+uninterrupted run would (bit for bit on CPU given the same seed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import keras
@@ -36,8 +37,9 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses as L
-from .config import Config
+from .config import GENERATOR_KEYS, Config
 from .data import PatchSampler, rng_from_state, rng_state
+from .files import atomic_write
 from .networks import build_discriminator, build_generator, receptive_field_margin
 from .predict import predict_image
 
@@ -46,10 +48,17 @@ PREDICT_GRAPHS = 8  # compiled predict graphs kept (one per input shape)
 MAX_RECOVERIES = 3  # divergences survived (restore + halve the learning rate) before giving up
 EXPLOSION_FACTOR = 100.0  # a loss this many times the recent median counts as a divergence
 EXPLOSION_WINDOW = 50  # steps in that median (none is judged before 10 have run)
-ARCH_KEYS = ("base_filters", "depth", "convs_per_block", "max_filters", "upsampling",
-             "final_activation", "residual_output", "leaky_slope", "disc_filters",
-             "disc_blocks", "disc_convs_per_block", "disc_max_filters", "disc_dense_units",
-             "patch_size", "batch_size")
+# what a checkpoint must share with the run that resumes it: both networks and the batch shape
+ARCH_KEYS = (
+    *GENERATOR_KEYS,
+    "disc_filters",
+    "disc_blocks",
+    "disc_convs_per_block",
+    "disc_max_filters",
+    "disc_dense_units",
+    "patch_size",
+    "batch_size",
+)
 
 ProgressFn = Callable[[dict], None]
 
@@ -81,6 +90,48 @@ class TrainingResult:
         return dict(self.__dict__)
 
 
+def _no_scores() -> dict[str, Any]:
+    return {"val_psnr": None, "val_ssim": None}
+
+
+@dataclass
+class LoopState:
+    """Everything :meth:`Trainer.fit` carries from one step to the next. A checkpoint stores
+    exactly this and a resumed run starts from exactly what was stored, so a field added here is
+    saved and restored with no further code."""
+
+    rng: np.random.Generator  # the patch sampler's
+    step: int = 0
+    elapsed_s: float = 0.0  # training time up to the last checkpoint
+    history: list[dict] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"step": None, **_no_scores()})
+    last_val: dict[str, Any] = field(default_factory=_no_scores)
+    # the divergence guard's: the learning rate's factor, the restarts, the recent g_total losses
+    lr_scale: float = 1.0
+    recoveries: list[dict] = field(default_factory=list)
+    recent_losses: list[float] = field(default_factory=list)
+    best_weights: list[np.ndarray] | None = None  # stored as arrays beside the JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy of every field but the best weights; the generator as its state."""
+        out = {name: copy.deepcopy(getattr(self, name)) for name in self._plain_fields()}
+        out["rng"] = rng_state(self.rng)
+        return out
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], best_weights: list[np.ndarray] | None = None
+    ) -> LoopState:
+        """The state :meth:`to_dict` described. Keys that are not fields (a checkpoint's config)
+        are ignored; fields a checkpoint lacks (written before they existed) take defaults."""
+        values = {k: copy.deepcopy(data[k]) for k in cls._plain_fields() if k in data}
+        return cls(rng=rng_from_state(data["rng"]), best_weights=best_weights, **values)
+
+    @classmethod
+    def _plain_fields(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in ("rng", "best_weights")]
+
+
 def learning_rate_at(config: Config, base_lr: float, progress: float, step: int) -> float:
     """Learning rate for training ``progress`` in [0, 1] (and ``step`` for the warm-up)."""
     lr = base_lr
@@ -93,12 +144,17 @@ def learning_rate_at(config: Config, base_lr: float, progress: float, step: int)
     return float(lr)
 
 
-def _make_optimizer(config: Config, lr: float, policy: str,
-                    ema: bool = False) -> keras.optimizers.Optimizer:
-    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=config.adam_beta_1,
-                                beta_2=config.adam_beta_2, global_clipnorm=config.clipnorm,
-                                use_ema=ema and config.ema_momentum is not None,
-                                ema_momentum=config.ema_momentum or 0.99)
+def _make_optimizer(
+    config: Config, lr: float, policy: str, ema: bool = False
+) -> keras.optimizers.Optimizer:
+    opt = keras.optimizers.Adam(
+        learning_rate=lr,
+        beta_1=config.adam_beta_1,
+        beta_2=config.adam_beta_2,
+        global_clipnorm=config.clipnorm,
+        use_ema=ema and config.ema_momentum is not None,
+        ema_momentum=config.ema_momentum or 0.99,
+    )
     if policy == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -116,23 +172,30 @@ def _divergence(losses: dict[str, float], recent: list[float]) -> str | None:
 class Trainer:
     """Owns the generator, the discriminator (when ``adv_weight > 0``) and their optimizers."""
 
-    def __init__(self, config: Config, n_channels: int, policy: str = "float32",
-                 generator: keras.Model | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        n_channels: int,
+        policy: str = "float32",
+        generator: keras.Model | None = None,
+    ) -> None:
         self.config = config
         self.n_channels = int(n_channels)
         self.policy = policy
         self.generator = generator or build_generator(config, n_channels, policy)
         self.adversarial = config.adv_weight > 0
-        self.discriminator = (build_discriminator(config, n_channels, policy)
-                              if self.adversarial else None)
+        self.discriminator = (
+            build_discriminator(config, n_channels, policy) if self.adversarial else None
+        )
         self.g_opt = _make_optimizer(config, config.learning_rate, policy, ema=True)
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt = None
         if self.adversarial:
             self.d_opt = _make_optimizer(config, self._d_lr(), policy)
             self.d_opt.build(self.discriminator.trainable_variables)
-        spec = tf.TensorSpec([config.batch_size, config.patch_size, config.patch_size,
-                              self.n_channels], tf.float32)
+        spec = tf.TensorSpec(
+            [config.batch_size, config.patch_size, config.patch_size, self.n_channels], tf.float32
+        )
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec])
         self._predict_fn = None
 
@@ -142,8 +205,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
     def _scale(self, opt, loss):
-        return opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) \
-            else loss
+        return (
+            opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
+        )
 
     def _train_step(self, x, y):
         c = self.config
@@ -166,15 +230,23 @@ class Trainer:
                 out["d_loss"] = d_loss
             else:
                 real_logits = fake_logits = None
-            parts = L.generator_loss(y, fake, real_logits, fake_logits,
-                                     mse_weight=c.mse_weight, ssim_weight=c.ssim_weight,
-                                     adv_weight=c.adv_weight, l1_weight=c.l1_weight,
-                                     ssim_filter_size=c.ssim_filter_size)
+            parts = L.generator_loss(
+                y,
+                fake,
+                real_logits,
+                fake_logits,
+                mse_weight=c.mse_weight,
+                ssim_weight=c.ssim_weight,
+                adv_weight=c.adv_weight,
+                l1_weight=c.l1_weight,
+                ssim_filter_size=c.ssim_filter_size,
+            )
             g_scaled = self._scale(self.g_opt, parts["total"])
         g_grads = g_tape.gradient(g_scaled, g_vars)
         self.g_opt.apply(g_grads, g_vars)
-        out.update({"g_total": parts["total"], "mse": parts["mse"],
-                    "ssim_loss": parts["ssim_loss"]})
+        out.update(
+            {"g_total": parts["total"], "mse": parts["mse"], "ssim_loss": parts["ssim_loss"]}
+        )
         if c.adv_weight:
             out["g_adv"] = parts["adv"]
         if c.l1_weight:
@@ -186,22 +258,25 @@ class Trainer:
         lr = scale * learning_rate_at(self.config, self.config.learning_rate, progress, step)
         self.g_opt.learning_rate = lr
         if self.d_opt is not None:
-            self.d_opt.learning_rate = scale * learning_rate_at(self.config, self._d_lr(),
-                                                                progress, step)
+            self.d_opt.learning_rate = scale * learning_rate_at(
+                self.config, self._d_lr(), progress, step
+            )
         return lr
 
     def _state_variables(self) -> dict[str, list]:
         """Every trained variable by group: ``g``/``d`` the networks, ``gopt``/``dopt`` the
         optimizers' state (empty groups where there is no discriminator)."""
         D = self.discriminator
-        return {"g": list(self.generator.weights), "d": list(D.weights) if D else [],
-                "gopt": list(self.g_opt.variables),
-                "dopt": list(self.d_opt.variables) if self.d_opt else []}
+        return {
+            "g": list(self.generator.weights),
+            "d": list(D.weights) if D else [],
+            "gopt": list(self.g_opt.variables),
+            "dopt": list(self.d_opt.variables) if self.d_opt else [],
+        }
 
     def snapshot(self) -> dict[str, list[np.ndarray]]:
         """Copies of every trained array, by group (what a checkpoint stores)."""
-        return {k: [np.array(v.numpy()) for v in vs]
-                for k, vs in self._state_variables().items()}
+        return {k: [np.array(v.numpy()) for v in vs] for k, vs in self._state_variables().items()}
 
     def restore(self, arrays: dict[str, list[np.ndarray]], where: str = "snapshot") -> None:
         """Put back what :meth:`snapshot` returned; ``where`` names its origin in errors."""
@@ -246,7 +321,8 @@ class Trainer:
                 conc = cache.pop(key, None)
                 if conc is None:  # a fresh tf.function per shape, so eviction frees it
                     conc = tf.function(lambda x: G(x, training=False)).get_concrete_function(
-                        tf.TensorSpec(key, tf.float32))
+                        tf.TensorSpec(key, tf.float32)
+                    )
                 cache[key] = conc
                 while len(cache) > PREDICT_GRAPHS:
                     cache.popitem(last=False)
@@ -258,48 +334,52 @@ class Trainer:
     def predict_normalized(self, image_cyx: np.ndarray, ensemble: bool = False) -> np.ndarray:
         c = self.config
         hwc = np.moveaxis(image_cyx, 0, -1)
-        out = predict_image(self.predict_fn, hwc, multiple=c.multiple,
-                            margin=receptive_field_margin(c), tile_size=c.tile_size,
-                            batch_size=c.tile_batch, ensemble=ensemble)
+        out = predict_image(
+            self.predict_fn,
+            hwc,
+            multiple=c.multiple,
+            margin=receptive_field_margin(c),
+            tile_size=c.tile_size,
+            batch_size=c.tile_batch,
+            ensemble=ensemble,
+        )
         return np.moveaxis(out, -1, 0)
 
     def validate(self, val_lq: Sequence[np.ndarray], val_hq: Sequence[np.ndarray]) -> dict:
         """Mean SSIM / PSNR (benchmark protocol, :mod:`models.metrics`) over validation images."""
         from .metrics import score_image
 
-        scores = [score_image(self.predict_normalized(a), b) for a, b in
-                  zip(val_lq, val_hq, strict=True)]
-        return {"val_psnr": float(np.mean([s["psnr"] for s in scores])),
-                "val_ssim": float(np.mean([s["ssim"] for s in scores]))}
+        scores = [
+            score_image(self.predict_normalized(a), b) for a, b in zip(val_lq, val_hq, strict=True)
+        ]
+        return {
+            "val_psnr": float(np.mean([s["psnr"] for s in scores])),
+            "val_ssim": float(np.mean([s["ssim"] for s in scores])),
+        }
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, directory: str, state: dict, best_weights: list | None) -> str:
+    def save_checkpoint(self, directory: str, state: LoopState) -> str:
         os.makedirs(directory, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
-        for prefix, ws in (*self.snapshot().items(), ("best", best_weights or [])):
+        for prefix, ws in (*self.snapshot().items(), ("best", state.best_weights or [])):
             for i, a in enumerate(ws):
                 arrays[f"{prefix}_{i:04d}"] = a
-        meta = dict(state, config=self.config.to_dict(), n_channels=self.n_channels,
-                    policy=self.policy)
+        meta = dict(
+            state.to_dict(),
+            config=self.config.to_dict(),
+            n_channels=self.n_channels,
+            policy=self.policy,
+        )
         arrays["state_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         path = os.path.join(directory, CHECKPOINT_FILE)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ckpt-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path, durable=True) as tmp:
+            tmp.write_bytes(buf.getvalue())
         return path
 
-    def load_checkpoint(self, directory: str) -> tuple[dict, list | None] | None:
-        """Restore from ``directory``; returns ``(state, best_weights)`` or None if absent."""
+    def load_checkpoint(self, directory: str) -> LoopState | None:
+        """Restore the networks from ``directory``; returns the loop's state, None if absent."""
         path = os.path.join(directory, CHECKPOINT_FILE)
         if not os.path.exists(path):
             return None
@@ -315,132 +395,155 @@ class Trainer:
         if bool(groups["d"]) != self.adversarial:
             diff.append("adv_weight")
         if diff:
-            raise ValueError(f"checkpoint in {directory} does not match this configuration "
-                             f"(differs in: {', '.join(diff)})")
+            raise ValueError(
+                f"checkpoint in {directory} does not match this configuration "
+                f"(differs in: {', '.join(diff)})"
+            )
         self.restore(groups, where=f"checkpoint in {directory}")
-        return meta, (groups["best"] or None)
+        return LoopState.from_dict(meta, groups["best"] or None)
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, sampler: PatchSampler, val_lq: Sequence[np.ndarray] = (),
-            val_hq: Sequence[np.ndarray] = (), *, steps: int | None = None,
-            minutes: float | None = None, seed: int | None = None,
-            progress: ProgressFn | None = None, stop: Callable[[], bool] | None = None,
-            checkpoint_dir: str | None = None, resume: bool = True) -> TrainingResult:
+    def fit(
+        self,
+        sampler: PatchSampler,
+        val_lq: Sequence[np.ndarray] = (),
+        val_hq: Sequence[np.ndarray] = (),
+        *,
+        steps: int | None = None,
+        minutes: float | None = None,
+        seed: int | None = None,
+        progress: ProgressFn | None = None,
+        stop: Callable[[], bool] | None = None,
+        checkpoint_dir: str | None = None,
+        resume: bool = True,
+    ) -> TrainingResult:
         c = self.config
         total = int(steps if steps is not None else c.steps)
-        budget_s = (minutes if minutes is not None else c.minutes)
+        budget_s = minutes if minutes is not None else c.minutes
         budget_s = None if budget_s is None else float(budget_s) * 60.0
-        rng = np.random.default_rng(c.seed if seed is None else seed)
-        step, elapsed_prev = 0, 0.0
-        history: list[dict] = []
-        best: dict[str, Any] = {"step": None, "val_psnr": None, "val_ssim": None}
-        best_weights = None
-        last_val: dict[str, float | None] = {"val_psnr": None, "val_ssim": None}
-        # divergence guard: a non-finite loss, or one EXPLOSION_FACTOR times the median of the
-        # last EXPLOSION_WINDOW steps' (measured: a 15-minute run's loss jumped from 0.008 to
-        # 1e5 and the run never recovered its validation PSNR), restores the last good state
-        # (taken every ``val_every`` steps) and halves the learning rate, at most
-        # MAX_RECOVERIES times
-        lr_scale = 1.0
-        recoveries: list[dict] = []
-        recent: list[float] = []
+        state = LoopState(rng=np.random.default_rng(c.seed if seed is None else seed))
         if checkpoint_dir and resume:
-            restored = self.load_checkpoint(checkpoint_dir)
-            if restored is not None:
-                meta, best_weights = restored
-                step = int(meta["step"])
-                elapsed_prev = float(meta["elapsed_s"])
-                rng = rng_from_state(meta["rng"])
-                history = list(meta.get("history", []))
-                best = dict(meta.get("best", best))
-                last_val = dict(meta.get("last_val", last_val))
-                lr_scale = float(meta.get("lr_scale", lr_scale))
-                recoveries = list(meta.get("recoveries", recoveries))
-                recent = list(meta.get("recent_losses", recent))
+            state = self.load_checkpoint(checkpoint_dir) or state
         has_val = len(val_lq) > 0
-        t0 = time.perf_counter()
+        elapsed_before, t0 = state.elapsed_s, time.perf_counter()
 
         def elapsed() -> float:
-            return elapsed_prev + time.perf_counter() - t0
+            return elapsed_before + time.perf_counter() - t0
 
-        def state() -> dict:
-            return {"step": step, "elapsed_s": elapsed(), "rng": rng_state(rng),
-                    "history": history, "best": best, "last_val": last_val,
-                    "lr_scale": lr_scale, "recoveries": recoveries, "recent_losses": recent}
+        def save_checkpoint() -> None:
+            state.elapsed_s = elapsed()
+            self.save_checkpoint(checkpoint_dir, state)
 
         def do_validate() -> None:
-            nonlocal best_weights
-            with self.averaged_weights():
-                v = self.validate(val_lq, val_hq)
-                last_val.update(v)
-                history.append({"step": step, "elapsed_s": round(elapsed(), 2), **v})
-                if best["val_psnr"] is None or v["val_psnr"] > best["val_psnr"]:
-                    best.update(step=step, **v)
-                    best_weights = [w.copy() for w in self.generator.get_weights()]
+            self._validate_into(state, val_lq, val_hq, elapsed())
 
         losses_f: dict[str, float] = {}
         stopped_by = "steps"
         # the rate for the ETA is measured from the end of this call's first step, which
         # includes tracing the graph (seconds) and would inflate the estimate many times over
         rate_from: tuple[int, float] | None = None
-        good = (step, self.snapshot())
-        while step < total:
+        # divergence guard: a non-finite loss, or one EXPLOSION_FACTOR times the median of the
+        # last EXPLOSION_WINDOW steps' (measured: a 15-minute run's loss jumped from 0.008 to
+        # 1e5 and the run never recovered its validation PSNR), restores the last good state
+        # (taken every ``val_every`` steps) and halves the learning rate, at most
+        # MAX_RECOVERIES times
+        good = (state.step, self.snapshot())
+        while state.step < total:
             if budget_s is not None and elapsed() >= budget_s:
                 stopped_by = "budget"
                 break
             if stop is not None and stop():
                 if checkpoint_dir:
-                    self.save_checkpoint(checkpoint_dir, state(), best_weights)
-                raise TrainingCancelled(step)
-            frac = step / total
+                    save_checkpoint()
+                raise TrainingCancelled(state.step)
+            frac = state.step / total
             if budget_s is not None:
                 frac = max(frac, elapsed() / budget_s)
-            lr = self.set_learning_rate(frac, step, lr_scale)
-            x, y = sampler.sample(rng)
+            lr = self.set_learning_rate(frac, state.step, state.lr_scale)
+            x, y = sampler.sample(state.rng)
             out = self.train_step(tf.constant(x), tf.constant(y))
             losses_f = {k: float(v) for k, v in out.items()}
-            why = _divergence(losses_f, recent)
+            why = _divergence(losses_f, state.recent_losses)
             if why:
-                if len(recoveries) >= MAX_RECOVERIES:
-                    raise FloatingPointError(
-                        f"{why} at step {step + 1} after {len(recoveries)} "
-                        f"restarts at a halved learning rate: {losses_f}")
-                self.restore(good[1])
-                lr_scale *= 0.5
-                recoveries.append({"step": step + 1, "restored_step": good[0],
-                                   "lr_scale": lr_scale, "reason": why})
-                recent.clear()
+                self._recover(state, good, why, losses_f)
                 continue
-            recent.append(losses_f["g_total"])
-            del recent[:-EXPLOSION_WINDOW]
-            step += 1
+            state.recent_losses.append(losses_f["g_total"])
+            del state.recent_losses[:-EXPLOSION_WINDOW]
+            state.step += 1
             if rate_from is None:
-                rate_from = (step, elapsed())
-            if has_val and (step % c.val_every == 0):
+                rate_from = (state.step, elapsed())
+            if has_val and (state.step % c.val_every == 0):
                 do_validate()
-            if step % c.val_every == 0:
-                good = (step, self.snapshot())
-            if checkpoint_dir and step % c.checkpoint_every == 0:
-                self.save_checkpoint(checkpoint_dir, state(), best_weights)
+            if state.step % c.val_every == 0:
+                good = (state.step, self.snapshot())
+            if checkpoint_dir and state.step % c.checkpoint_every == 0:
+                save_checkpoint()
             if progress is not None:
-                progress(self._progress(step, total, elapsed(), budget_s, rate_from,
-                                        losses_f, last_val, lr, best))
-        if has_val and (not history or history[-1]["step"] != step):
+                progress(
+                    self._progress(
+                        state.step, total, elapsed(), budget_s, rate_from, losses_f,
+                        state.last_val, lr, state.best,
+                    )
+                )  # fmt: skip
+        if has_val and (not state.history or state.history[-1]["step"] != state.step):
             do_validate()
         if checkpoint_dir:
-            self.save_checkpoint(checkpoint_dir, state(), best_weights)
-        if best_weights is not None:
-            self.generator.set_weights(best_weights)
+            save_checkpoint()
+        if state.best_weights is not None:
+            self.generator.set_weights(state.best_weights)
         elif c.ema_momentum is not None:
             self.g_opt.finalize_variable_values(self.generator.trainable_variables)
-        return TrainingResult(steps=step, stopped_by=stopped_by, elapsed_s=elapsed(),
-                              best_step=best["step"], best_val_psnr=best["val_psnr"],
-                              best_val_ssim=best["val_ssim"], final_losses=losses_f,
-                              history=history, recoveries=recoveries)
+        return TrainingResult(
+            steps=state.step,
+            stopped_by=stopped_by,
+            elapsed_s=elapsed(),
+            best_step=state.best["step"],
+            best_val_psnr=state.best["val_psnr"],
+            best_val_ssim=state.best["val_ssim"],
+            final_losses=losses_f,
+            history=state.history,
+            recoveries=state.recoveries,
+        )
+
+    def _validate_into(
+        self,
+        state: LoopState,
+        val_lq: Sequence[np.ndarray],
+        val_hq: Sequence[np.ndarray],
+        elapsed_s: float,
+    ) -> None:
+        """Validate the averaged weights; record the figures and keep the best weights."""
+        with self.averaged_weights():
+            v = self.validate(val_lq, val_hq)
+            state.last_val.update(v)
+            state.history.append({"step": state.step, "elapsed_s": round(elapsed_s, 2), **v})
+            if state.best["val_psnr"] is None or v["val_psnr"] > state.best["val_psnr"]:
+                state.best.update(step=state.step, **v)
+                state.best_weights = [w.copy() for w in self.generator.get_weights()]
+
+    def _recover(
+        self, state: LoopState, good: tuple[int, dict], why: str, losses: dict[str, float]
+    ) -> None:
+        """Restore the last good state at half the rate, or give up after MAX_RECOVERIES."""
+        if len(state.recoveries) >= MAX_RECOVERIES:
+            raise FloatingPointError(
+                f"{why} at step {state.step + 1} after {len(state.recoveries)} "
+                f"restarts at a halved learning rate: {losses}"
+            )
+        self.restore(good[1])
+        state.lr_scale *= 0.5
+        state.recoveries.append(
+            {
+                "step": state.step + 1,
+                "restored_step": good[0],
+                "lr_scale": state.lr_scale,
+                "reason": why,
+            }
+        )
+        state.recent_losses.clear()
 
     @staticmethod
-    def _progress(step, total, elapsed_s, budget_s, rate_from, losses, last_val, lr,
-                  best) -> dict:
+    def _progress(step, total, elapsed_s, budget_s, rate_from, losses, last_val, lr, best) -> dict:
         """Progress for the callback. ``eta_s`` is None until a step after the first has run:
         the rate counts validation and checkpoints but not the first step's tracing."""
         eta: float | None = None
@@ -452,7 +555,15 @@ class Trainer:
             frac = max(frac, min(1.0, elapsed_s / budget_s))
             left = max(0.0, budget_s - elapsed_s)
             eta = left if eta is None else min(eta, left)
-        return {"step": step, "total": total, "percent": round(100.0 * frac, 2),
-                "eta_s": None if eta is None else round(eta, 1), "elapsed_s": round(elapsed_s, 2),
-                "losses": dict(losses), "val_ssim": last_val.get("val_ssim"),
-                "val_psnr": last_val.get("val_psnr"), "lr": lr, "best_step": best["step"]}
+        return {
+            "step": step,
+            "total": total,
+            "percent": round(100.0 * frac, 2),
+            "eta_s": None if eta is None else round(eta, 1),
+            "elapsed_s": round(elapsed_s, 2),
+            "losses": dict(losses),
+            "val_ssim": last_val.get("val_ssim"),
+            "val_psnr": last_val.get("val_psnr"),
+            "lr": lr,
+            "best_step": best["step"],
+        }

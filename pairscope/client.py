@@ -13,7 +13,8 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 class ClientError(Exception):
-    """The service answered with an error; the message is the service's own.
+    """A client command cannot go on: the service refused the request (the message is the
+    service's own) or what was asked for is wrong before any request (a missing folder, no key).
 
     `status` and `error` keep the HTTP status and the service's error object (for example the
     quality gate's figures) for callers that explain more than one line."""
@@ -24,6 +25,21 @@ class ClientError(Exception):
         super().__init__(message)
         self.status = status
         self.error = error or {}
+
+    @property
+    def exit_code(self) -> int:
+        """2 when the request was wrong (a usage error: fix the command and run it again), 1 when
+        the service failed it (5xx): the same command may work later."""
+        return 1 if self.status is not None and self.status >= 500 else 2
+
+
+class ServiceUnreachable(ClientError):
+    """No answer (or no Pairscope answer) from the service: nothing was wrong with the command,
+    so it exits 1, not 2."""
+
+    @property
+    def exit_code(self) -> int:
+        return 1
 
 
 def service_url(url: str | None = None) -> str:
@@ -49,19 +65,29 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach {self.url}: {exc}") from exc
+            raise ServiceUnreachable(f"cannot reach {self.url}: {_reason(exc)}") from exc
         if response.status_code >= 400:
             raise _error(method, path, response)
         return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
-        return self.request("GET", path, **kwargs).json()
+        return self._json(self.request("GET", path, **kwargs))
 
     def post(self, path: str, **kwargs: Any) -> Any:
-        return self.request("POST", path, **kwargs).json()
+        return self._json(self.request("POST", path, **kwargs))
 
     def put(self, path: str, **kwargs: Any) -> Any:
-        return self.request("PUT", path, **kwargs).json()
+        return self._json(self.request("PUT", path, **kwargs))
+
+    def _json(self, response: httpx.Response) -> Any:
+        """The answer's JSON; a page that is not JSON means the URL is not a Pairscope API."""
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServiceUnreachable(
+                f"{self.url} answered {response.request.method} {response.request.url.path} "
+                "with something that is not JSON: is it a Pairscope service?"
+            ) from exc
 
     def all_pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -87,9 +113,16 @@ class Client:
                         size += len(chunk)
         except httpx.HTTPError as exc:
             partial.unlink(missing_ok=True)
-            raise ClientError(f"cannot download {path} from {self.url}: {exc}") from exc
+            raise ServiceUnreachable(
+                f"cannot download {path} from {self.url}: {_reason(exc)}"
+            ) from exc
         partial.replace(dest)
         return size
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    """httpx's message, or its class name when it has none (a read timeout can be empty)."""
+    return str(exc) or type(exc).__name__
 
 
 def _error(method: str, path: str, response: httpx.Response) -> ClientError:

@@ -186,6 +186,19 @@ def _readiness(client: Client, pairing: int, say: jobs_cli.Say, timeout_s: float
         say(f"  ! {warning}")
 
 
+@dataclass
+class _Network:
+    """What the first steps made and the later ones use."""
+
+    url: str
+    tag: str
+    admin: Client
+    lab: Client
+    core: Client
+    pairing: int
+    keys: dict[str, str]
+
+
 def run_demo(
     url: str | None = None,
     key: str | None = None,
@@ -197,20 +210,14 @@ def run_demo(
     wait_s: float = 30,
 ) -> DemoResult:
     """Run every step against the service at `url`; returns what it made."""
-    from models.metrics import score_image
-    from models.synthetic import make_pair
-    from pairscope.upload import upload_folder
-
     url = service_url(url)
     out_dir = out_dir.resolve()
     started = time.monotonic()
-    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    tag = f"demo {stamp}"
-    total_steps = 9
-    step = iter(range(1, total_steps + 1))
+    tag = f"demo {datetime.now().strftime('%Y-%m-%d %H:%M:%S')}"
+    step = iter(range(1, 10))
 
     def head(text: str) -> None:
-        say(f"\n[{next(step)}/{total_steps}] {text}")
+        say(f"\n[{next(step)}/9] {text}")
 
     say(f"Pairscope demo against {url} ({tag}); files go to {out_dir}")
     key = key or os.environ.get("PAIRSCOPE_API_KEY")
@@ -219,6 +226,42 @@ def run_demo(
     admin = Client(url, key or issue_key(settings, say))
     _check_admin(admin, url, issued_here=not key)
 
+    net = _register_network(admin, url, tag, head, say)
+    head(f"Each lab uploads its side of {fields} synthetic fields; the worker aligns them")
+    synthetic = _upload_fields(net, out_dir / "synthetic-fields", fields, size, say)
+    head("The wide-field lab freezes the aligned pairs into a dataset snapshot")
+    dataset = jobs_cli.create_snapshot(
+        net.lab, net.pairing, {"train": 0.5, "validation": 0.25, "test": 0.25}, seed=0, say=say
+    )
+    head("A worker trains a `tiny` generator on it")
+    job_id, number = _train_version(net, dataset["id"], steps, say)
+    result = DemoResult(
+        url,
+        net.pairing,
+        number,
+        {"wide-field lab": net.keys["lq"], "confocal core": net.keys["hq"]},
+    )
+    head(f"Version {number}: its evaluation report")
+    _download_report(net, number, out_dir, result, say)
+    head(f"Version {number} is promoted to production")
+    _promote(net, number, result, say)
+    head("The wide-field lab enhances a new field with the production version")
+    _enhance_new_field(net, out_dir, result, say)
+    head("Done")
+    say(
+        f"In {time.monotonic() - started:.0f} s, through {url}/api/v1: 2 institutions, "
+        f"2 microscopes, pairing {net.pairing}, {fields} fields uploaded from both sides and "
+        f"aligned, dataset {dataset['id']}, training job {job_id} → version {number}, promoted "
+        "to production, and one new field enhanced."
+    )
+    _where_to_look(net, result, synthetic, fields, say)
+    return result
+
+
+def _register_network(
+    admin: Client, url: str, tag: str, head: jobs_cli.Say, say: jobs_cli.Say
+) -> _Network:
+    """Steps 1-2: two institutions with a microscope each, paired, a key per lab, readiness."""
     head("The operator registers a wide-field lab and a confocal core")
     labs = {}
     for side, name in (("lq", f"Widefield Lab ({tag})"), ("hq", f"Confocal Core ({tag})")):
@@ -251,86 +294,97 @@ def run_demo(
         )["key"]
         for side, role in (("lq", "lab"), ("hq", "partner"))
     }
-    lab, core = Client(url, keys["lq"]), Client(url, keys["hq"])
     say("  a lab key for the wide-field lab, a partner key for the confocal core")
     _readiness(admin, pairing, say)
+    return _Network(
+        url, tag, admin, Client(url, keys["lq"]), Client(url, keys["hq"]), pairing, keys
+    )
 
-    head(f"Each lab uploads its side of {fields} synthetic fields; the worker aligns them")
-    synthetic = out_dir / "synthetic-fields"
+
+def _upload_fields(net: _Network, folder: Path, fields: int, size: int, say: jobs_cli.Say) -> Path:
+    """Step 3: simulate misregistered fields, upload each side with its lab's key."""
+    from models.synthetic import make_pair
+    from pairscope.upload import upload_folder
+
     for i in range(fields):
         lq, hq, _ = make_pair(
             (size, size), seed=i, pixel_size_um=PIXEL_SIZE_UM, wf_na=1.4, **MISREGISTRATION
         )
-        _tiff(synthetic / "wide-field" / f"cell-{i:02d}.tif", lq, PIXEL_SIZE_UM)
-        _tiff(synthetic / "confocal" / f"cell-{i:02d}.tif", hq, PIXEL_SIZE_UM)
+        _tiff(folder / "wide-field" / f"cell-{i:02d}.tif", lq, PIXEL_SIZE_UM)
+        _tiff(folder / "confocal" / f"cell-{i:02d}.tif", hq, PIXEL_SIZE_UM)
     say(
         f"  simulated {fields} fields of {size}×{size} px, the confocal side shifted by "
         f"{MISREGISTRATION['shift']} px and turned {MISREGISTRATION['rotation_deg']}°"
     )
-    upload_folder(lab, pairing, "lq", synthetic / "wide-field", wait_s=0)
-    counts = upload_folder(core, pairing, "hq", synthetic / "confocal", wait_s=300)
+    upload_folder(net.lab, net.pairing, "lq", folder / "wide-field", wait_s=0)
+    counts = upload_folder(net.core, net.pairing, "hq", folder / "confocal", wait_s=300)
     if counts.get("accepted", 0) < 3:
         raise DemoError(f"only {counts.get('accepted', 0)} pairs were accepted; need 3 or more")
+    return folder
 
-    head("The wide-field lab freezes the aligned pairs into a dataset snapshot")
-    dataset = jobs_cli.create_snapshot(
-        lab, pairing, {"train": 0.5, "validation": 0.25, "test": 0.25}, seed=0, say=say
-    )
 
-    head("A worker trains a `tiny` generator on it")
+def _train_version(net: _Network, dataset: int, steps: int, say: jobs_cli.Say) -> tuple[int, int]:
+    """Step 5: train, follow, and return (job id, version number)."""
     job = jobs_cli.start_training(
-        lab, pairing, dataset["id"], "tiny", {**TRAINING, "steps": steps}, seed=0, say=say
+        net.lab, net.pairing, dataset, "tiny", {**TRAINING, "steps": steps}, seed=0, say=say
     )
-    finished = jobs_cli.follow_training(lab, pairing, job["id"], say=say)
+    finished = jobs_cli.follow_training(net.lab, net.pairing, job["id"], say=say)
     if finished is None:
         raise DemoError("interrupted while following the training job")
-    version = jobs_cli.report_finished(lab, pairing, finished, say=say)
+    version = jobs_cli.report_finished(net.lab, net.pairing, finished, say=say)
     if version is None:
         raise DemoError(f"training job {job['id']} did not succeed: {finished.get('reason')}")
-    number = int(version["number"])
+    return int(job["id"]), int(version["number"])
 
-    head(f"Version {number}: its evaluation report")
-    result = DemoResult(
-        url, pairing, number, {"wide-field lab": keys["lq"], "confocal core": keys["hq"]}
-    )
+
+def _download_report(
+    net: _Network, number: int, out_dir: Path, result: DemoResult, say: jobs_cli.Say
+) -> None:
+    """Step 6: the version's report picture and JSON."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = f"/pairings/{pairing}/versions/{number}"
     for suffix in ("report.png", "report.json"):
         dest = out_dir / f"version-{number}-{suffix}"
-        lab.download(f"{base}/{suffix}", dest)
+        net.lab.download(f"/pairings/{net.pairing}/versions/{number}/{suffix}", dest)
         result.files.append(dest)
     say(f"  box plots and an LQ / Richardson–Lucy / generated / HQ panel: {result.files[0]}")
 
-    head(f"Version {number} is promoted to production")
-    if not jobs_cli.promote(lab, pairing, number, say=say):
+
+def _promote(net: _Network, number: int, result: DemoResult, say: jobs_cli.Say) -> None:
+    """Step 7: promote; a tiny model below the gate is promoted by the admin with a reason."""
+    if not jobs_cli.promote(net.lab, net.pairing, number, say=say):
         say(
             "  the tiny demo model does not pass the quality gate; the operator overrides it "
             'with the reason "demo" (kept in the audit log)'
         )
-        jobs_cli.promote(admin, pairing, number, override_reason="demo", say=say)
+        jobs_cli.promote(net.admin, net.pairing, number, override_reason="demo", say=say)
         result.notes.append("promotion: the quality gate refused; overridden by the admin key")
 
-    head("The wide-field lab enhances a new field with the production version")
+
+def _enhance_new_field(net: _Network, out_dir: Path, result: DemoResult, say: jobs_cli.Say) -> None:
+    """Step 8: enhance a field no model saw and score it against its simulated confocal truth."""
+    import tifffile
+
+    from models.metrics import score_image
+    from models.synthetic import make_pair
+
     new_lq, new_hq, _ = make_pair((192, 160), seed=1000, pixel_size_um=PIXEL_SIZE_UM, wf_na=1.4)
     new_path = out_dir / "new-field.tif"
     truth_path = out_dir / "new-field_confocal-truth.tif"
     _tiff(new_path, new_lq, PIXEL_SIZE_UM)
     _tiff(truth_path, new_hq, PIXEL_SIZE_UM)
     job_done, written, failed = jobs_cli.enhance_remote(
-        lab, pairing, [new_path], out_dir, out_dtype="float32", say=say
+        net.lab, net.pairing, [new_path], out_dir, out_dtype="float32", say=say
     )
     if job_done is None or failed or new_path.name not in written:
         raise DemoError(f"the enhancement did not succeed: {failed or 'interrupted'}")
     output = written[new_path.name]
     item = job_done["items"][0]
     preview = out_dir / "new-field_preview.png"
-    lab.download(
-        f"/pairings/{pairing}/enhancements/{job_done['id']}/items/{item['id']}/preview.png",
+    net.lab.download(
+        f"/pairings/{net.pairing}/enhancements/{job_done['id']}/items/{item['id']}/preview.png",
         preview,
     )
     result.files += [new_path, truth_path, output, preview]
-    import tifffile
-
     enhanced = tifffile.imread(output).astype(np.float32)
     truth = new_hq.astype(np.float32)
     before, after = score_image(new_lq.astype(np.float32), truth), score_image(enhanced, truth)
@@ -339,27 +393,25 @@ def run_demo(
         f"{after['psnr']:.2f} dB, SSIM {before['ssim']:.3f} → {after['ssim']:.3f}"
     )
 
-    head("Done")
-    elapsed = time.monotonic() - started
-    say(
-        f"In {elapsed:.0f} s, through {url}/api/v1: 2 institutions, 2 microscopes, pairing "
-        f"{pairing}, {fields} fields uploaded from both sides and aligned, dataset "
-        f"{dataset['id']}, training job {job['id']} → version {number}, promoted to "
-        f"production, and one new field enhanced."
-    )
+
+def _where_to_look(
+    net: _Network, result: DemoResult, synthetic: Path, fields: int, say: jobs_cli.Say
+) -> None:
+    """Step 9's pointers: docs, the version, the keys and every file written."""
     for note in result.notes:
         say(f"  ({note})")
+    url, base = net.url, f"/pairings/{net.pairing}/versions/{result.version}"
     say("Where to look:")
     say(f"  API docs            {url}/docs")
-    say(f"  version {number}           {url}/api/v1{base}  (with the lab key below)")
-    say(f"  in the shell        pairscope versions --pairing {pairing} --url {url} --key LAB_KEY")
-    say(f"  keys (demo only)    wide-field lab {keys['lq']}")
-    say(f"                      confocal core  {keys['hq']}")
+    say(f"  version {result.version}           {url}/api/v1{base}  (with the lab key below)")
+    shell = f"pairscope versions --pairing {net.pairing} --url {url} --key LAB_KEY"
+    say(f"  in the shell        {shell}")
+    say(f"  keys (demo only)    wide-field lab {net.keys['lq']}")
+    say(f"                      confocal core  {net.keys['hq']}")
     say("Files written:")
     for path in result.files:
         say(f"  {path}")
     say(f"  {synthetic}/  (the {fields} uploaded fields, both sides)")
-    return result
 
 
 class BackgroundDemo:

@@ -16,7 +16,8 @@ from typing import Any
 from tqdm import tqdm
 
 from pairscope.client import Client, ClientError
-from pairscope.upload import TIFF, _Progress
+from pairscope.inputs import collect_tiffs, output_folder, output_name
+from pairscope.upload import _Progress
 
 FINISHED = ("succeeded", "failed", "cancelled")
 METHODS = (("generated", "gen"), ("richardson_lucy", "RL"), ("identity", "id"))
@@ -135,17 +136,24 @@ def follow_hint(pairing: int, job_id: int) -> str:
 
 
 def follow_training(
-    client: Client, pairing: int, job_id: int, poll_s: float = POLL_S, say: Say = _say
+    client: Client,
+    pairing: int,
+    job_id: int,
+    poll_s: float = POLL_S,
+    say: Say = _say,
+    show_bar: bool = True,
 ) -> dict[str, Any] | None:
     """Poll the job until it ends, drawing percent, steps, the worker's ETA and the latest
-    validation scores. Ctrl-C only stops following (the job is the worker's, not ours) and
-    returns None after saying how to cancel."""
+    validation scores (unless `show_bar` is False: a script reading --json waits quietly).
+    Ctrl-C only stops following (the job is the worker's, not ours) and returns None after
+    saying how to cancel."""
     bar: tqdm | None = None
     try:
         bar = tqdm(
             total=100.0,
             desc=f"job {job_id} queued",
             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]",
+            disable=not show_bar,
         )
         while True:
             job = client.get(f"/pairings/{pairing}/training-jobs/{job_id}")
@@ -168,6 +176,18 @@ def follow_training(
     finally:
         if bar is not None:
             bar.close()
+
+
+def job_status(client: Client, pairing: int, job_id: int, say: Say = _say) -> dict[str, Any]:
+    """Say where the job is now, in one line: the progress bar's figures, or how it ended."""
+    job = client.get(f"/pairings/{pairing}/training-jobs/{job_id}")
+    line = f"training job {job_id} {_training_phase(job)}: {_training_postfix(job)}"
+    if job["state"] == "succeeded":
+        line += f"; version {job['version']}"
+    elif job["state"] in FINISHED and job.get("reason"):
+        line += f"; {job['reason']}"
+    say(line)
+    return job
 
 
 def _float(value: Any) -> float:
@@ -338,35 +358,6 @@ def rollback(
 # --------------------------------------------------------------------------- enhancement
 
 
-def collect_tiffs(inputs: Sequence[Path]) -> list[Path]:
-    """Files as given, folders as their TIFFs (sorted); output names must not collide."""
-    files: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and TIFF.search(p.name))
-            if not found:
-                raise ClientError(f"{path}: no TIFF files")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ClientError(f"{path}: no such file or folder")
-    seen: dict[str, Path] = {}
-    for path in files:
-        stem = output_name(path.name)
-        if stem in seen:
-            raise ClientError(
-                f"{seen[stem]} and {path} would both be written as {stem}; rename one"
-            )
-        seen[stem] = path
-    return files
-
-
-def output_name(filename: str) -> str:
-    """Where an input's result goes: `<stem>_enhanced.ome.tif`, as the service names it."""
-    return f"{TIFF.sub('', filename)}_enhanced.ome.tif"
-
-
 def wait_enhancement(
     client: Client, pairing: int, job: dict[str, Any], poll_s: float = 0.5
 ) -> dict[str, Any]:
@@ -397,7 +388,7 @@ def enhance_remote(
     Returns the finished job (None when following was interrupted), the written outputs by
     input filename, and the failures by input filename."""
     files = collect_tiffs(inputs)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir)
     data = {"out_dtype": out_dtype, "ensemble": "true" if ensemble else "false"}
     if version is not None:
         data["version"] = str(version)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +12,8 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from pairscope.client import Client, ClientError
-
-TIFF = re.compile(r"\.(ome\.)?tiff?$", re.I)
+from pairscope.client import Client, ClientError, ServiceUnreachable
+from pairscope.inputs import TIFF, tiffs_in
 
 
 @dataclass
@@ -46,17 +44,32 @@ def sha256_of(path: Path) -> str:
 
 
 def field_ids(folder: Path, mapping: Path | None) -> dict[Path, str]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and TIFF.search(p.name))
-    if not files:
-        raise ClientError(f"{folder}: no TIFF files")
+    files = tiffs_in(folder)
     if mapping is None:
         return {p: TIFF.sub("", p.name) for p in files}
-    with mapping.open(newline="") as f:
-        rows = {row["filename"]: row["field_id"] for row in csv.DictReader(f)}
+    rows = _mapping_rows(mapping)
     missing = [p.name for p in files if p.name not in rows]
     if missing:
         raise ClientError(f"{mapping}: no field_id for {', '.join(missing[:5])}")
     return {p: rows[p.name] for p in files}
+
+
+def _mapping_rows(mapping: Path) -> dict[str, str]:
+    """filename → field_id from the CSV; a missing file or column is one line naming it."""
+    try:
+        with mapping.open(newline="") as f:
+            reader = csv.DictReader(f)
+            columns = set(reader.fieldnames or ())
+            if not {"filename", "field_id"} <= columns:
+                raise ClientError(
+                    f"{mapping}: needs the columns filename,field_id "
+                    f"(has {', '.join(sorted(columns)) or 'none'})"
+                )
+            return {row["filename"]: row["field_id"] for row in reader}
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise ClientError(f"{mapping}: cannot read the mapping ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ClientError(f"{mapping}: not a text CSV file ({exc.reason})") from exc
 
 
 def upload_folder(
@@ -67,6 +80,11 @@ def upload_folder(
     mapping: Path | None = None,
     wait_s: float = 120,
 ) -> dict[str, int]:
+    """Upload what the service lacks, then summarise the pairs of the files it holds.
+
+    The counts are those of `summarise`, plus `refused`: files the service turned down (each
+    said with its reason). A refused file's field is left out of the summary: an earlier upload
+    of the same field must not be reported as this one's pair."""
     names = field_ids(folder, mapping)
     plan = [
         Planned(p, f, sha256_of(p))
@@ -81,7 +99,7 @@ def upload_folder(
         f"{len(plan)} TIFF files, {len(plan) - len(todo)} already on the server, "
         f"{len(todo)} to upload"
     )
-    failures: list[str] = []
+    refused: dict[Path, str] = {}
     total = sum(p.path.stat().st_size for p in todo)
     with tqdm(total=total, unit="B", unit_scale=True, desc=f"upload {side}") as bar:
         for item in todo:
@@ -93,15 +111,26 @@ def upload_folder(
                         params={"side": side, "field_id": item.field_id},
                         files={"file": (item.path.name, _Progress(f, bar), "image/tiff")},
                     )
+                except ServiceUnreachable:
+                    raise  # every later file would fail the same way: stop here
                 except ClientError as exc:
-                    failures.append(f"{item.path.name}: {exc}")
-    for failure in failures:
-        print(f"  refused {failure}")
-    return summarise(client, pairing, {p.field_id for p in plan}, wait_s)
+                    refused[item.path] = str(exc)
+    for path, reason in refused.items():
+        print(f"  refused {path.name}: {reason}")
+    held = {p.field_id for p in plan if p.path not in refused}
+    counts = summarise(client, pairing, held, wait_s)
+    counts["refused"] = len(refused)
+    if refused:
+        print(f"{len(refused)} of {len(plan)} file(s) refused by the service")
+    return counts
 
 
 def summarise(client: Client, pairing: int, fields: set[str], wait_s: float) -> dict[str, int]:
     """Wait (up to wait_s) for alignment of these fields, then print accepted / rejected."""
+    counts = dict.fromkeys(("accepted", "rejected", "pending", "aligning", "unpaired"), 0)
+    if not fields:
+        print("pairs: none (no file of this folder is on the server)")
+        return counts
     deadline = time.monotonic() + wait_s
     while True:
         pairs = [
@@ -111,10 +140,8 @@ def summarise(client: Client, pairing: int, fields: set[str], wait_s: float) -> 
         if not busy or time.monotonic() > deadline:
             break
         time.sleep(1)
-    counts = {
-        s: sum(p["status"] == s for p in pairs)
-        for s in ("accepted", "rejected", "pending", "aligning")
-    }
+    for status in ("accepted", "rejected", "pending", "aligning"):
+        counts[status] = sum(p["status"] == status for p in pairs)
     counts["unpaired"] = len(fields) - len(pairs)
     print("pairs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
     for p in pairs:

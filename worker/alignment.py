@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from api.db import session_scope
 from api.storage import ObjectStore
 from api.tables import Image, Pair, Pairing, PairStatus
-from api.tiff_inspect import read_canonical
+from models.image_io import read_image
 from models.registration import align_pair
 from worker.objects import download_verified, put_bytes, put_tiff
 from worker.previews import side_by_side_png
+from worker.transient import TRANSIENT_ERRORS
 
 
 def _channel_indices(pairing: Pairing) -> tuple[list[int], list[int]]:
@@ -28,7 +30,7 @@ def _channel_indices(pairing: Pairing) -> tuple[list[int], list[int]]:
 
 def _load(store: ObjectStore, image: Image, folder: Path) -> np.ndarray:
     path = download_verified(store, image.object_key, image.sha256, folder / f"{image.id}.tif")
-    data, _ = read_canonical(path, channels=image.shape[image.axes.index("C")])
+    data, _ = read_image(path, channels=image.shape[image.axes.index("C")])
     return data
 
 
@@ -88,3 +90,29 @@ def align_stored_pair(
         "reason": pair.reason,
         "score": pair.score,
     }
+
+
+def run(
+    factory: sessionmaker[Session], store: ObjectStore, pair_id: int, ncc_threshold: float
+) -> dict[str, Any]:
+    """Align one pair and record the verdict; a pair already decided is left as it is, and one
+    whose alignment raised ends rejected with the error as its reason."""
+    with session_scope(factory) as session:
+        pair = session.get(Pair, pair_id)
+        if pair is None:
+            return {"pair_id": pair_id, "skipped": "the pair no longer exists"}
+        if pair.status in (PairStatus.accepted, PairStatus.rejected):
+            return {"pair_id": pair_id, "status": pair.status.value, "skipped": "already decided"}
+        pair.status, pair.reason = PairStatus.aligning, None
+        pair.attempts += 1
+        session.commit()
+        try:
+            return align_stored_pair(session, store, pair, ncc_threshold)
+        except TRANSIENT_ERRORS:
+            raise  # the database or store is unreachable: retried, not rejected
+        except Exception as exc:
+            session.rollback()
+            pair = session.get_one(Pair, pair_id)
+            pair.status = PairStatus.rejected
+            pair.reason = f"alignment failed: {type(exc).__name__}: {exc}"[:1000]
+            return {"pair_id": pair_id, "status": "rejected", "reason": pair.reason}

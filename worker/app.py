@@ -37,5 +37,12 @@ def session_factory() -> sessionmaker[Session]:
 
 
 @lru_cache
+def reconciler_session_factory() -> sessionmaker[Session]:
+    """The worker main process's own engine for the reconciler thread; pool processes never use
+    it (they make theirs with `session_factory` after they fork)."""
+    return make_session_factory(make_engine(get_settings()))
+
+
+@lru_cache
 def object_store() -> ObjectStore:
     return make_store(get_settings())

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 
+from models.precision import CPU_BF16_FLAGS, cpu_flags
+
 
 def count_gpus() -> int:
     """GPUs visible to this machine, counted without importing TensorFlow."""
@@ -41,17 +43,6 @@ def prepare_tensorflow() -> str:
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU {details.get('device_name', gpus[0].name)}"
-    flags = _cpu_flags()
-    extras = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    flags = cpu_flags()
+    extras = [f for f in CPU_BF16_FLAGS if f in flags]
     return f"CPU ({os.cpu_count()} cores{', ' + ', '.join(extras) if extras else ''})"
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()

@@ -1,6 +1,6 @@
 """An enhancement job: each input through the version's generator (tiled, Z plane by plane),
-written as an OME-TIFF with its pixel size and provenance, plus a preview. One failed image does
-not stop the others."""
+written as an OME-TIFF with its channels, pixel size, objective and provenance, plus a preview.
+One failed image does not stop the others."""
 
 from __future__ import annotations
 
@@ -11,17 +11,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import session_scope
-from api.storage import ObjectStore, sha256_file
+from api.storage import ObjectStore
 from api.tables import EnhancementItem, EnhancementJob, JobState, ModelVersion, Pairing, utcnow
-from api.tiff_inspect import read_canonical
-from models.tiff_io import write_ome_tiff
-from pairscope import __version__
+from models.files import sha256_file
+from models.image_io import read_image
+from models.ome_tiff import write_ome_tiff
+from models.output_metadata import OutputMetadata
+from models.pixel_grid import to_model_grid
+from models.trust import check_output, unchecked
+from models.trust_maps import trust_name, write_trust_tiff
 from worker.devices import prepare_tensorflow
+from worker.heartbeat import heartbeat
+from worker.imaging import enhancement_metadata
 from worker.objects import download_verified, put_bytes
 from worker.previews import side_by_side_png
+from worker.transient import TRANSIENT_ERRORS
 
 _MODELS: OrderedDict[int, Any] = OrderedDict()
 MODEL_CACHE = 2
@@ -57,49 +65,119 @@ def enhance_item(
     source = download_verified(
         store, item.input_key, item.input_sha256, folder / f"in-{item.id}.tif"
     )
-    image, axes = read_canonical(source, channels=item.input_shape[item.input_axes.index("C")])
-    output = model.predict(
-        image.astype(np.float32), axes, ensemble=job.ensemble, out_dtype=job.out_dtype
+    image, info = read_image(source, channels=item.input_shape[item.input_axes.index("C")])
+    image = image.astype(np.float32)
+    plan = item.pixel_size or {}
+    if plan.get("resampled"):  # onto the grid the model learned on (the API checked the factor)
+        image = to_model_grid(image, plan["input_um"], plan["model_um"])
+    output = model.predict(image, info.axes, ensemble=job.ensemble, out_dtype=job.out_dtype)
+    metadata = enhancement_metadata(
+        pairing=pairing,
+        version=version,
+        job=job,
+        item=item,
+        info=info,
+        precision=model.policy,
+        model_id=model.metadata.get("id"),
     )
-    provenance = {
-        "pairing": f"{pairing.id} {pairing.name}",
-        "version": version.number,
-        "model_sha256": version.model_sha256,
-        "weights_sha256": version.weights_sha256,
-        "input_sha256": item.input_sha256,
-        "input_filename": item.filename,
-        "out_dtype": job.out_dtype,
-        "ensemble": job.ensemble,
-        "software": f"pairscope {__version__}",
-        "enhancement": job.id,
-    }
     target = folder / f"out-{item.id}.ome.tif"
     write_ome_tiff(
         target,
         output,
-        axes,
-        name=f"{item.filename} enhanced",
-        annotations=provenance,
-        physical_size_um=item.pixel_size_um,
+        info.axes,
+        metadata,
         compression=None,  # float outputs barely compress; writing them plain is much faster
     )
     digest = sha256_file(target)
     key = f"pairings/{pairing.id}/enhancements/{job.id}/{item.id}.ome.tif"
     stored = store.put_file(key, target, digest)
+    pixel_um = plan.get("output_um") or item.pixel_size_um
+    store_trust(store, model, image, output, info.axes, pixel_um, metadata, item, key, folder)
     emission = [c.emission_nm for c in pairing.lq_microscope.channels]
     preview = side_by_side_png([image, output.astype(np.float32)], emission)
     item.preview_key = put_bytes(store, key.replace(".ome.tif", "-preview.png"), preview).key
     item.output_key, item.output_sha256, item.output_size = stored.key, stored.sha256, stored.size
 
 
-def run(factory: sessionmaker[Session], store: ObjectStore, job_id: int) -> dict[str, Any]:
+def store_trust(
+    store: ObjectStore,
+    model: Any,
+    image: np.ndarray,
+    output: np.ndarray,
+    axes: str,
+    pixel_um: float,
+    metadata: OutputMetadata,
+    item: EnhancementItem,
+    output_key: str,
+    folder: Path,
+) -> None:
+    """Check the output against its input and the model's reference; store the maps beside it
+    (``…_trust.ome.tif``) and the summary on the item. A version published before trust checks
+    leaves both empty."""
+    names = [c.name for c in metadata.imaging.channels]
+    try:
+        assessment = check_output(model, image, output, axes, pixel_um, names)
+    except Exception as exc:  # noqa: BLE001 - an unchecked output is delivered, marked for review
+        item.trust, item.trust_key, item.trust_sha256 = unchecked(exc), None, None
+        return
+    if assessment is None:
+        item.trust, item.trust_key, item.trust_sha256 = None, None, None
+        return
+    path = write_trust_tiff(folder / f"trust-{item.id}.ome.tif", assessment, axes, metadata)
+    stored = store.put_file(trust_name(output_key), path, sha256_file(path))
+    item.trust = assessment.summary()
+    item.trust_key, item.trust_sha256 = stored.key, stored.sha256
+
+
+def claim(factory: sessionmaker[Session], job_id: int) -> bool:
+    """Take a queued job (atomically: of two deliveries, one runs it). A running job belongs to
+    its worker; if that worker dies, the reconciler queues the job again once its heartbeat is
+    stale."""
+    now = utcnow()
+    with session_scope(factory) as session:
+        return bool(
+            session.execute(
+                update(EnhancementJob)
+                .where(EnhancementJob.id == job_id, EnhancementJob.state == JobState.queued)
+                .values(state=JobState.running, heartbeat_at=now, worker_host=socket.gethostname())
+            ).rowcount
+        )
+
+
+def release(factory: sessionmaker[Session], job_id: int) -> None:
+    """Put a job back in the queue after a transient error (best effort: if the database is the
+    one that is down, the stale heartbeat brings it back instead)."""
+    try:
+        with session_scope(factory) as session:
+            job = session.get(EnhancementJob, job_id)
+            if job is not None and job.state == JobState.running:
+                job.state = JobState.queued
+                for item in job.items:
+                    if item.state == JobState.running:
+                        item.state = JobState.queued
+    except Exception:
+        pass
+
+
+def run(
+    factory: sessionmaker[Session], store: ObjectStore, job_id: int, heartbeat_s: float
+) -> dict[str, Any]:
+    if not claim(factory, job_id):
+        return {"job_id": job_id, "skipped": "finished, gone or taken by another worker"}
+    try:
+        with heartbeat(factory, EnhancementJob, job_id, heartbeat_s):
+            return _enhance_claimed(factory, store, job_id)
+    except TRANSIENT_ERRORS:
+        release(factory, job_id)
+        raise
+
+
+def _enhance_claimed(
+    factory: sessionmaker[Session], store: ObjectStore, job_id: int
+) -> dict[str, Any]:
     prepare_tensorflow()
     with session_scope(factory) as session:
-        job = session.get(EnhancementJob, job_id)
-        if job is None or job.state in (JobState.succeeded, JobState.failed):
-            return {"job_id": job_id, "skipped": "already finished or gone"}
-        job.state, job.worker_host = JobState.running, socket.gethostname()
-        session.commit()
+        job = session.get_one(EnhancementJob, job_id)
         version = session.get_one(ModelVersion, job.version_id)
         pairing = session.get_one(Pairing, job.pairing_id)
         model = load_version(store, version)
@@ -112,6 +190,8 @@ def run(factory: sessionmaker[Session], store: ObjectStore, job_id: int) -> dict
                 try:
                     enhance_item(store, model, pairing, version, job, item, Path(folder))
                     item.state, item.reason = JobState.succeeded, None
+                except TRANSIENT_ERRORS:
+                    raise  # the store or database is unreachable: the whole job retries
                 except Exception as exc:  # one bad image must not stop the others
                     item.state = JobState.failed
                     item.reason = f"{type(exc).__name__}: {exc}"[:2000]

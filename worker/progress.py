@@ -3,7 +3,6 @@ cancel flag read back, and each new checkpoint copied to the object store."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import session_scope
 from api.storage import ObjectStore
 from api.tables import TrainingJob, utcnow
+from models.files import sha256_file
 from models.training import CHECKPOINT_FILE
 
 MAX_HISTORY = 2000
@@ -29,12 +29,12 @@ class JobReporter:
         job_id: int,
         interval_s: float,
         checkpoint_dir: Path,
-        checkpoint_key: str,
+        checkpoint_prefix: str,
     ) -> None:
         self.factory, self.store, self.job_id = factory, store, job_id
         self.interval_s = interval_s
         self.checkpoint_path = checkpoint_dir / CHECKPOINT_FILE
-        self.checkpoint_key = checkpoint_key
+        self.checkpoint_prefix = checkpoint_prefix
         self._last_write = 0.0
         self._last_checkpoint_mtime = self._mtime()
         self._cancel = False
@@ -98,19 +98,28 @@ class JobReporter:
         return self._latest
 
     def _upload_checkpoint(self, step: int) -> None:
-        digest = hashlib.sha256()
-        with self.checkpoint_path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        stored = self.store.put_file(self.checkpoint_key, self.checkpoint_path, digest.hexdigest())
+        """Store the checkpoint under a key of its own, record it, and only then delete the one
+        recorded before: whenever the process dies, the row names a stored object whose hash
+        it holds."""
+        digest = sha256_file(self.checkpoint_path)
+        key = checkpoint_key(self.checkpoint_prefix, step)
+        stored = self.store.put_file(key, self.checkpoint_path, digest)
         self._last_checkpoint_mtime = self._mtime()
         with session_scope(self.factory) as session:
             job = session.get_one(TrainingJob, self.job_id)
+            previous = job.checkpoint_key
             job.checkpoint_key, job.checkpoint_sha256 = stored.key, stored.sha256
             job.checkpoint_step = step
             job.heartbeat_at = utcnow()
+        if previous and previous != stored.key and previous.startswith(self.checkpoint_prefix):
+            self.store.delete(previous)
 
     def final_checkpoint(self) -> None:
         """Copy the checkpoint written at cancellation or at the end, if it is new."""
         if self._mtime() != self._last_checkpoint_mtime and self.checkpoint_path.exists():
             self._upload_checkpoint(int(self._latest.get("step", 0)))
+
+
+def checkpoint_key(prefix: str, step: int) -> str:
+    """Each checkpoint its own object (by step), so a new one never overwrites the recorded one."""
+    return f"{prefix}/checkpoints/step-{step:09d}-{CHECKPOINT_FILE}"

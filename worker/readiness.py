@@ -7,9 +7,14 @@ LQ→HQ resampling factor the aligner will apply, and how far mapped emission ba
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
-from api.tables import Microscope, Pairing, PairingStatus
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import session_scope
+from api.tables import Microscope, Pairing, PairingStatus, ReadinessReport, TaskState, utcnow
+from worker.transient import TRANSIENT_ERRORS
 
 NYQUIST_FACTOR = 2.3  # practical Nyquist: at least 2.3 pixels across the resolved distance
 EMISSION_MISMATCH_NM = 40.0
@@ -79,3 +84,31 @@ def pairing_readiness(pairing: Pairing) -> dict[str, Any]:
         "lq_to_hq_scale": round(lq.pixel_size_um / hq.pixel_size_um, 6),
         "channels": channels,
     }
+
+
+def run(factory: sessionmaker[Session], report_id: int) -> dict[str, Any]:
+    """Compute a stored report and record how it ended; one already computed is returned as
+    stored (a redelivered task does no work twice)."""
+    with session_scope(factory) as session:
+        report = session.get(ReadinessReport, report_id)
+        if report is None:
+            return {"report_id": report_id, "skipped": "the report no longer exists"}
+        if report.state == TaskState.succeeded and report.report is not None:
+            return report.report
+        report.state = TaskState.running
+        report.worker_host = socket.gethostname()
+        report.started_at = utcnow()
+        session.commit()
+        try:
+            result = pairing_readiness(session.get_one(Pairing, report.pairing_id))
+        except TRANSIENT_ERRORS:
+            raise  # the database is unreachable: retried, not recorded as failed
+        except Exception as exc:
+            report.state = TaskState.failed
+            report.error = f"{type(exc).__name__}: {exc}"[:2000]
+            report.finished_at = utcnow()
+            return {"report_id": report_id, "error": report.error}
+        report.report = result
+        report.state = TaskState.succeeded
+        report.finished_at = utcnow()
+        return result

@@ -1,24 +1,30 @@
-"""Celery tasks. Each takes an id, is idempotent, and records its outcome in the database."""
+"""Celery tasks: wiring only. Each takes an id and hands it to the one function that claims the
+work, computes it and records how it ended (idempotent: a redelivery returns the stored result).
+A task that meets an unreachable database or store is retried with backoff, never recorded as
+failed or acknowledged as done (worker/transient.py)."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from billiard.process import current_process
-from celery import Task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from celery.utils.log import get_task_logger
 
-from api.celery_config import ALIGN_PAIR, ENHANCE, READINESS_REPORT, REAP_STALE_JOBS, TRAIN
-from api.db import session_scope
+from api.celery_config import (
+    ALIGN_PAIR,
+    ENHANCE,
+    PRETRAIN,
+    READINESS_REPORT,
+    REAP_STALE_JOBS,
+    TRAIN,
+)
 from api.settings import get_settings
-from api.tables import Pair, Pairing, PairStatus, ReadinessReport, TaskState, utcnow
-from worker import enhancing, reaper, training
-from worker.alignment import align_stored_pair
-from worker.app import app, object_store, session_factory
+from worker import alignment, enhancing, pretraining, readiness, reconciler, training_pipeline
+from worker.app import app, object_store, reconciler_session_factory, session_factory
+from worker.claims import Claim
 from worker.devices import count_gpus, pin_gpu
-from worker.readiness import pairing_readiness
+from worker.transient import RETRY_ON_TRANSIENT, is_transient
 
 logger = get_task_logger(__name__)
 
@@ -28,82 +34,69 @@ def _one_gpu_per_process(**_: Any) -> None:
     pin_gpu(max(0, (current_process().index or 0)), count_gpus())
 
 
-@app.task(name=READINESS_REPORT, acks_late=True)
+@worker_ready.connect
+def _reconcile_from_every_worker(**_: Any) -> None:
+    """Every worker, not only the one running beat, re-sends work whose message was lost."""
+    reconciler.start_sweeping(reconciler_session_factory(), get_settings(), app)
+
+
+@app.task(name=READINESS_REPORT, acks_late=True, **RETRY_ON_TRANSIENT)
 def readiness_report(report_id: int) -> dict[str, Any]:
     """Compute a pairing's readiness report; a second delivery returns the stored result."""
-    with session_scope(session_factory()) as session:
-        report = session.get(ReadinessReport, report_id)
-        if report is None:
-            return {"report_id": report_id, "skipped": "the report no longer exists"}
-        if report.state == TaskState.succeeded and report.report is not None:
-            return report.report
-        report.state = TaskState.running
-        report.worker_host = socket.gethostname()
-        report.started_at = utcnow()
-        session.commit()
-        try:
-            result = pairing_readiness(session.get_one(Pairing, report.pairing_id))
-        except Exception as exc:
-            report.state = TaskState.failed
-            report.error = f"{type(exc).__name__}: {exc}"[:2000]
-            report.finished_at = utcnow()
-            return {"report_id": report_id, "error": report.error}
-        report.report = result
-        report.state = TaskState.succeeded
-        report.finished_at = utcnow()
-        return result
+    return readiness.run(session_factory(), report_id)
 
 
-@app.task(name=ALIGN_PAIR, acks_late=True)
+@app.task(name=ALIGN_PAIR, acks_late=True, **RETRY_ON_TRANSIENT)
 def align_pair(pair_id: int) -> dict[str, Any]:
     """Align one pair. Idempotent: a pair already decided is left as it is."""
-    settings = get_settings()
-    with session_scope(session_factory()) as session:
-        pair = session.get(Pair, pair_id)
-        if pair is None:
-            return {"pair_id": pair_id, "skipped": "the pair no longer exists"}
-        if pair.status in (PairStatus.accepted, PairStatus.rejected):
-            return {"pair_id": pair_id, "status": pair.status.value, "skipped": "already decided"}
-        pair.status, pair.reason = PairStatus.aligning, None
-        pair.attempts += 1
-        session.commit()
-        try:
-            return align_stored_pair(session, object_store(), pair, settings.align_ncc_threshold)
-        except Exception as exc:
-            session.rollback()
-            pair = session.get_one(Pair, pair_id)
-            pair.status = PairStatus.rejected
-            pair.reason = f"alignment failed: {type(exc).__name__}: {exc}"[:1000]
-            return {"pair_id": pair_id, "status": "rejected", "reason": pair.reason}
+    threshold = get_settings().align_ncc_threshold
+    return alignment.run(session_factory(), object_store(), pair_id, threshold)
 
 
-@app.task(name=TRAIN, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def train(self: Task, job_id: int) -> dict[str, Any]:
-    """Train one job. A second delivery while another worker trains it waits and looks again;
-    after that worker died (no heartbeat) it takes over from the last checkpoint."""
+def _run_claimed(pipeline: Any, what: str, job_id: int) -> dict[str, Any]:
+    """Claim → run → record failure for a training-like job (`pipeline` has claim/run/fail). A
+    second delivery while another worker runs the job is dropped: if that worker dies, its
+    heartbeat goes stale and the reconciler sends the job again, to resume from its checkpoint."""
     settings = get_settings()
     factory = session_factory()
-    claim = training.claim(factory, job_id, settings)
-    if claim == training.Claim.done:
+    claim = pipeline.claim(factory, job_id, settings)
+    if claim == Claim.done:
         return {"job_id": job_id, "skipped": "already finished"}
-    if claim == training.Claim.busy:
-        raise self.retry(countdown=settings.job_stale_after_s)
+    if claim == Claim.busy:
+        return {"job_id": job_id, "skipped": f"another worker is {what} it"}
     try:
-        return training.run(factory, object_store(), settings, job_id)
+        return pipeline.run(factory, object_store(), settings, job_id)
     except Exception as exc:
-        logger.exception("training job %s failed", job_id)
+        if is_transient(exc):
+            raise
+        logger.exception("%s job %s failed", what, job_id)
         reason = f"{type(exc).__name__}: {exc}"
-        training.fail(factory, job_id, reason)
+        pipeline.fail(factory, job_id, reason)
         return {"job_id": job_id, "state": "failed", "reason": reason}
 
 
-@app.task(name=ENHANCE, acks_late=True)
+@app.task(name=TRAIN, acks_late=True, reject_on_worker_lost=True, **RETRY_ON_TRANSIENT)
+def train(job_id: int) -> dict[str, Any]:
+    """Train one job."""
+    return _run_claimed(training_pipeline, "training", job_id)
+
+
+@app.task(name=PRETRAIN, acks_late=True, reject_on_worker_lost=True, **RETRY_ON_TRANSIENT)
+def pretrain(job_id: int) -> dict[str, Any]:
+    """Pretrain one base model."""
+    return _run_claimed(pretraining, "pretraining", job_id)
+
+
+@app.task(name=ENHANCE, acks_late=True, **RETRY_ON_TRANSIENT)
 def enhance(job_id: int) -> dict[str, Any]:
     """Enhance every image of one job that has no result yet."""
-    return enhancing.run(session_factory(), object_store(), job_id)
+    settings = get_settings()
+    return enhancing.run(
+        session_factory(), object_store(), job_id, settings.job_progress_interval_s
+    )
 
 
 @app.task(name=REAP_STALE_JOBS)
 def reap_stale_jobs() -> dict[str, Any]:
-    """Requeue or fail training jobs whose worker stopped sending heartbeats."""
-    return reaper.reap(session_factory(), get_settings(), app)
+    """Requeue or fail jobs whose worker stopped sending heartbeats, and send what waits."""
+    return reconciler.reconcile(session_factory(), get_settings(), app)

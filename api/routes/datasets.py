@@ -4,53 +4,70 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
-from api import access, datasets
-from api.deps import PrincipalDep, SessionDep
-from api.errors import ApiError
-from api.registry import paginate
+from api.deps import PairingDep, PrincipalDep, SessionDep
+from api.openapi_responses import BAD_REQUEST, CONFLICT, PAIRING_SCOPED
+from api.pagination import paginate
+from api.params import Offset, PathInt
 from api.schemas import DatasetCreate, DatasetOut, Page
+from api.services import snapshots
 from api.tables import Dataset
 
-router = APIRouter(prefix="/pairings/{pairing_id}/datasets", tags=["datasets"])
+router = APIRouter(
+    prefix="/pairings/{pairing_id}/datasets", tags=["datasets"], responses=PAIRING_SCOPED
+)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Snapshot a dataset",
+    responses={
+        200: {"description": "A snapshot with the same digest already exists; it is returned."},
+        **BAD_REQUEST,
+        **CONFLICT,
+    },
+)
 def create_dataset(
-    pairing_id: int, body: DatasetCreate, session: SessionDep, principal: PrincipalDep
+    pairing: PairingDep,
+    body: DatasetCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
 ) -> DatasetOut:
-    pairing = access.get_pairing(session, principal, pairing_id)
-    dataset = datasets.create_snapshot(
-        session, principal, pairing, body.fractions.model_dump(), body.seed
+    """Freeze the pairing's accepted pairs into an immutable dataset, split into train /
+    validation / test by field with a seeded hash (same seed, same split), with a digest.
+    The same pairs and split again return the existing snapshot (200). Refused (409) while
+    the pairing has no accepted pairs."""
+    dataset, created = snapshots.create_snapshot(
+        session,
+        principal=principal,
+        pairing=pairing,
+        fractions=body.fractions.model_dump(),
+        seed=body.seed,
     )
+    if not created:
+        response.status_code = status.HTTP_200_OK
     return DatasetOut.model_validate(dataset)
 
 
-@router.get("")
+@router.get("", summary="List datasets")
 def list_datasets(
-    pairing_id: int,
+    pairing: PairingDep,
     session: SessionDep,
-    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[DatasetOut]:
-    pairing = access.get_pairing(session, principal, pairing_id)
+    """This pairing's dataset snapshots, oldest first."""
     query = select(Dataset).where(Dataset.pairing_id == pairing.id)
     page = paginate(session, query, limit, offset, Dataset.id)
     page.items = [DatasetOut.model_validate(d) for d in page.items]
     return page
 
 
-@router.get("/{dataset_id}")
-def get_dataset(
-    pairing_id: int, dataset_id: int, session: SessionDep, principal: PrincipalDep
-) -> DatasetOut:
-    access.get_pairing(session, principal, pairing_id)
-    dataset = session.scalar(
-        select(Dataset).where(Dataset.id == dataset_id, Dataset.pairing_id == pairing_id)
-    )
-    if dataset is None:
-        raise ApiError(404, "not_found", f"dataset {dataset_id} does not exist")
-    return DatasetOut.model_validate(dataset)
+@router.get("/{dataset_id}", summary="Get a dataset")
+def get_dataset(pairing: PairingDep, dataset_id: PathInt, session: SessionDep) -> DatasetOut:
+    """One snapshot with its members and the split each belongs to."""
+    return DatasetOut.model_validate(snapshots.get_dataset(session, pairing, dataset_id))

@@ -11,15 +11,28 @@ from pydantic import ValidationError
 from python_multipart.exceptions import MultipartParseError
 from sqlalchemy import select
 
-from api import access, enhancements
-from api.deps import DispatcherDep, PrincipalDep, SessionDep, SettingsDep, StoreDep
+from api.deps import DispatcherDep, PairingDep, PrincipalDep, SessionDep, SettingsDep, StoreDep
+from api.downloads import download
 from api.errors import ApiError, field_error
-from api.registry import paginate
+from api.openapi_responses import (
+    BROKER_UNAVAILABLE,
+    CONFLICT,
+    FORBIDDEN,
+    PAIRING_SCOPED,
+    UPLOAD,
+    file_body,
+)
+from api.pagination import paginate
+from api.params import DB_INT_MAX, Offset, PathInt
 from api.schemas import EnhanceByIds, EnhancementJobOut, Page
+from api.services import access, enhancement_requests
+from api.services.enhancement_requests import ENHANCE_ACTION, EnhancementOrder
 from api.tables import EnhancementItem, EnhancementJob, ModelVersion
-from api.upload_stream import ReceivedFile, receive_files
+from api.upload_stream import receive_files
 
-router = APIRouter(prefix="/pairings/{pairing_id}/enhancements", tags=["enhancements"])
+router = APIRouter(
+    prefix="/pairings/{pairing_id}/enhancements", tags=["enhancements"], responses=PAIRING_SCOPED
+)
 
 REQUEST_BODY = {
     "requestBody": {
@@ -52,33 +65,68 @@ def _out(session: SessionDep, job: EnhancementJob) -> EnhancementJobOut:
     return out
 
 
-def _get(
-    session: SessionDep, principal: PrincipalDep, pairing_id: int, job_id: int
-) -> EnhancementJob:
-    pairing = access.get_pairing(session, principal, pairing_id)
-    access.require_lq_side(principal, pairing, enhancements.ENHANCE_ACTION)
-    job = session.scalar(
-        select(EnhancementJob).where(
-            EnhancementJob.id == job_id, EnhancementJob.pairing_id == pairing.id
-        )
-    )
-    if job is None:
-        raise ApiError(404, "not_found", f"enhancement {job_id} does not exist")
-    return job
+def _item(
+    session: SessionDep, principal: PrincipalDep, pairing: PairingDep, job_id: int, item_id: int
+) -> EnhancementItem:
+    job = enhancement_requests.get_job(session, principal, pairing, job_id)
+    return enhancement_requests.get_item(job, item_id)
 
 
 def _form_int(fields: dict[str, str], name: str) -> int | None:
     value = fields.get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit():
-        raise field_error(name, f"{value!r} is not a whole number")
+    if not (value.isascii() and value.isdigit()) or int(value) > DB_INT_MAX:
+        raise field_error(name, f"{value[:40]!r} is not a whole number the registry can hold")
     return int(value)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=REQUEST_BODY)
+async def _read_order(request: Request, settings: SettingsDep) -> EnhancementOrder:
+    """The order from a JSON body (`image_ids`) or a multipart one (`files` and form fields)."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = EnhanceByIds.model_validate_json(await request.body())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise field_error(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) from exc
+        return EnhancementOrder(
+            version=body.version,
+            out_dtype=body.out_dtype,
+            ensemble=body.ensemble,
+            image_ids=body.image_ids,
+        )
+    try:
+        uploads, fields = await receive_files(
+            request, settings.data_dir / "tmp", settings.upload_max_bytes
+        )
+    except MultipartParseError as exc:
+        raise ApiError(
+            400, "bad_request", "the multipart body is malformed (check its boundary and parts)"
+        ) from exc
+    if not uploads:
+        return EnhancementOrder()
+    try:
+        return EnhancementOrder(
+            version=_form_int(fields, "version"),
+            out_dtype=fields.get("out_dtype", "float32"),
+            ensemble=fields.get("ensemble", "false").lower() in ("1", "true", "yes"),
+            uploads=uploads,
+        )
+    except BaseException:
+        for received in uploads:
+            received.discard()
+        raise
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=REQUEST_BODY,
+    summary="Enhance images",
+    responses={**FORBIDDEN, **CONFLICT, **UPLOAD, **BROKER_UNAVAILABLE},
+)
 async def enhance(
-    pairing_id: int,
+    pairing: PairingDep,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
@@ -88,97 +136,71 @@ async def enhance(
 ) -> EnhancementJobOut:
     """Enhance images uploaded in this request (multipart `files`) or LQ images already stored
     (JSON `image_ids`). Only the wide-field institution and admins may."""
-    pairing = access.get_pairing(session, principal, pairing_id)
-    access.require_lq_side(principal, pairing, enhancements.ENHANCE_ACTION)
-    uploads: list[ReceivedFile] = []
-    fields: dict[str, str] = {}
-    ids: list[int] = []
-    version: int | None = None
-    out_dtype, ensemble = "float32", False
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            body = EnhanceByIds.model_validate_json(await request.body())
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise field_error(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) from exc
-        version, out_dtype, ensemble, ids = (
-            body.version,
-            body.out_dtype,
-            body.ensemble,
-            body.image_ids,
-        )
-    else:
-        try:
-            uploads, fields = await receive_files(
-                request, settings.data_dir / "tmp", settings.upload_max_bytes
-            )
-        except MultipartParseError as exc:
-            raise ApiError(400, "bad_request", f"the multipart body is malformed ({exc})") from exc
+    access.require_lq_side(principal, pairing, ENHANCE_ACTION)  # before the body is read
+    await run_in_threadpool(session.commit)  # no connection held while the body arrives
+    order = await _read_order(request, settings)
     try:
-        if uploads:  # multipart: the options came as form fields
-            version = _form_int(fields, "version")
-            out_dtype = fields.get("out_dtype", "float32")
-            ensemble = fields.get("ensemble", "false").lower() in ("1", "true", "yes")
         job = await run_in_threadpool(
-            enhancements.create,
+            enhancement_requests.create,
             session,
-            store,
-            dispatcher,
-            principal,
-            pairing,
-            version,
-            out_dtype,
-            ensemble,
-            uploads,
-            ids,
+            store=store,
+            dispatcher=dispatcher,
+            principal=principal,
+            pairing=pairing,
+            order=order,
         )
     finally:
-        for received in uploads:
+        for received in order.uploads:
             received.discard()
     return _out(session, job)
 
 
-@router.get("")
+@router.get("", summary="List enhancement jobs", responses=FORBIDDEN)
 def list_enhancements(
-    pairing_id: int,
+    pairing: PairingDep,
     session: SessionDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[EnhancementJobOut]:
-    pairing = access.get_pairing(session, principal, pairing_id)
-    access.require_lq_side(principal, pairing, enhancements.ENHANCE_ACTION)
+    """This pairing's enhancement jobs, newest first. The wide-field (LQ) institution and
+    admins may."""
+    access.require_lq_side(principal, pairing, ENHANCE_ACTION)
     query = select(EnhancementJob).where(EnhancementJob.pairing_id == pairing.id)
     page = paginate(session, query, limit, offset, EnhancementJob.id.desc())
     page.items = [_out(session, job) for job in page.items]
     return page
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", summary="Get an enhancement job", responses=FORBIDDEN)
 def get_enhancement(
-    pairing_id: int, job_id: int, session: SessionDep, principal: PrincipalDep
+    pairing: PairingDep, job_id: PathInt, session: SessionDep, principal: PrincipalDep
 ) -> EnhancementJobOut:
-    return _out(session, _get(session, principal, pairing_id, job_id))
+    """The job and each item's state, output hash and size."""
+    return _out(session, enhancement_requests.get_job(session, principal, pairing, job_id))
 
 
-def _item(job: EnhancementJob, item_id: int) -> EnhancementItem:
-    item = next((i for i in job.items if i.id == item_id), None)
-    if item is None:
-        raise ApiError(404, "not_found", f"item {item_id} does not exist in this enhancement")
-    return item
+def _stem(filename: str) -> str:
+    """An input's name without .tif / .ome.tif, for the names of what was made from it."""
+    return filename.rsplit(".tif", 1)[0].removesuffix(".ome")
 
 
-@router.get("/{job_id}/items/{item_id}/output", response_class=StreamingResponse)
+@router.get(
+    "/{job_id}/items/{item_id}/output",
+    response_class=StreamingResponse,
+    summary="Download an enhanced image",
+    responses={**file_body("image/tiff", "An OME-TIFF."), **FORBIDDEN, **CONFLICT},
+)
 def download_output(
-    pairing_id: int,
-    job_id: int,
-    item_id: int,
+    pairing: PairingDep,
+    job_id: PathInt,
+    item_id: PathInt,
     session: SessionDep,
     principal: PrincipalDep,
     store: StoreDep,
 ) -> StreamingResponse:
     """The enhanced image: an OME-TIFF with its pixel size and provenance."""
-    item = _item(_get(session, principal, pairing_id, job_id), item_id)
+    item = _item(session, principal, pairing, job_id, item_id)
     if item.output_key is None:
         raise ApiError(
             409,
@@ -186,25 +208,64 @@ def download_output(
             f"item {item_id} has no output ({item.state.value}"
             f"{': ' + item.reason if item.reason else ''})",
         )
-    stem = item.filename.rsplit(".tif", 1)[0].removesuffix(".ome")
-    return StreamingResponse(
-        store.iter_bytes(item.output_key),
+    return download(
+        store,
+        item.output_key,
         media_type="image/tiff",
-        headers={"Content-Disposition": f'attachment; filename="{stem}_enhanced.ome.tif"'},
+        filename=f"{_stem(item.filename)}_enhanced.ome.tif",
     )
 
 
-@router.get("/{job_id}/items/{item_id}/preview.png", response_class=StreamingResponse)
+@router.get(
+    "/{job_id}/items/{item_id}/trust",
+    response_class=StreamingResponse,
+    summary="Download an output's trust maps",
+    responses={**file_body("image/tiff", "An OME-TIFF of named maps."), **FORBIDDEN, **CONFLICT},
+)
+def download_trust(
+    pairing: PairingDep,
+    job_id: PathInt,
+    item_id: PathInt,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+) -> StreamingResponse:
+    """The output's trust maps (consistency error and z per channel; later uncertainty) on the
+    output's grid, with its pixel size and provenance: ``<stem>_enhanced_trust.ome.tif``."""
+    item = _item(session, principal, pairing, job_id, item_id)
+    if item.trust_key is None:
+        raise ApiError(
+            409,
+            "conflict",
+            f"item {item_id} has no trust maps ({item.state.value}; a version published "
+            "before trust checks has none)",
+        )
+    return download(
+        store,
+        item.trust_key,
+        media_type="image/tiff",
+        filename=f"{_stem(item.filename)}_enhanced_trust.ome.tif",
+    )
+
+
+@router.get(
+    "/{job_id}/items/{item_id}/preview.png",
+    response_class=StreamingResponse,
+    summary="Download an enhancement preview",
+    responses={**file_body("image/png", "Input beside output."), **FORBIDDEN, **CONFLICT},
+)
 def download_preview(
-    pairing_id: int,
-    job_id: int,
-    item_id: int,
+    pairing: PairingDep,
+    job_id: PathInt,
+    item_id: PathInt,
     session: SessionDep,
     principal: PrincipalDep,
     store: StoreDep,
 ) -> StreamingResponse:
     """Input beside output, percentile-normalised, channels as a colour composite."""
-    item = _item(_get(session, principal, pairing_id, job_id), item_id)
+    item = _item(session, principal, pairing, job_id, item_id)
     if item.preview_key is None:
         raise ApiError(409, "conflict", f"item {item_id} has no preview ({item.state.value})")
-    return StreamingResponse(store.iter_bytes(item.preview_key), media_type="image/png")
+    return download(
+        store, item.preview_key, media_type="image/png", filename=f"item-{item_id}-preview.png"
+    )

@@ -10,15 +10,27 @@ from fastapi.responses import StreamingResponse
 from python_multipart.exceptions import MultipartParseError
 from sqlalchemy import select
 
-from api import access, ingest
-from api.deps import DispatcherDep, PrincipalDep, SessionDep, SettingsDep, StoreDep
+from api.deps import DispatcherDep, PairingDep, PrincipalDep, SessionDep, SettingsDep, StoreDep
+from api.downloads import download
 from api.errors import ApiError
-from api.registry import paginate
+from api.openapi_responses import (
+    BROKER_UNAVAILABLE,
+    CONFLICT,
+    FORBIDDEN,
+    PAIRING_SCOPED,
+    UPLOAD,
+    file_body,
+)
+from api.pagination import paginate
+from api.params import Offset, PathInt
 from api.schemas import ImageOut, Page
+from api.services import access, ingestion
 from api.tables import Image, Side
 from api.upload_stream import receive_upload
 
-router = APIRouter(prefix="/pairings/{pairing_id}/images", tags=["images"])
+router = APIRouter(
+    prefix="/pairings/{pairing_id}/images", tags=["images"], responses=PAIRING_SCOPED
+)
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -46,23 +58,21 @@ UPLOAD_BODY = {
 }
 
 
-def _get_image(session: SessionDep, pairing_id: int, image_id: int) -> Image:
-    image = session.scalar(
-        select(Image).where(Image.id == image_id, Image.pairing_id == pairing_id)
-    )
-    if image is None:
-        raise ApiError(404, "not_found", f"image {image_id} does not exist")
-    return image
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=UPLOAD_BODY,
-    responses={200: {"description": "identical content was already uploaded"}},
+    summary="Upload an image",
+    responses={
+        200: {"description": "Identical content was already uploaded; its record is returned."},
+        **FORBIDDEN,
+        **CONFLICT,
+        **UPLOAD,
+        **BROKER_UNAVAILABLE,
+    },
 )
 async def upload_image(
-    pairing_id: int,
+    pairing: PairingDep,
     side: Side,
     request: Request,
     response: Response,
@@ -74,18 +84,29 @@ async def upload_image(
     field_id: Annotated[str | None, Query(description="default: the file name")] = None,
 ) -> ImageOut:
     """Stream one image in. Only the institution owning that side's microscope may upload."""
-    pairing = access.get_pairing(session, principal, pairing_id)
-    ingest.require_side(principal, pairing, side)
+    access.require_upload_side(principal, pairing, side)  # before the body is read
+    # The body may take minutes to arrive: hand the connection back to the pool meanwhile
+    # (ten slow uploads held fifteen idle connections and starved every other request).
+    await run_in_threadpool(session.commit)
     try:
         received = await receive_upload(
             request, settings.data_dir / "tmp", settings.upload_max_bytes
         )
     except MultipartParseError as exc:
-        raise ApiError(400, "bad_request", f"the multipart body is malformed ({exc})") from exc
+        raise ApiError(
+            400, "bad_request", "the multipart body is malformed (check its boundary and parts)"
+        ) from exc
     try:
-        fid = ingest.field_id_for(received, field_id or received.fields.get("field_id"))
         image, created = await run_in_threadpool(
-            ingest.upload_image, session, store, dispatcher, principal, pairing, side, fid, received
+            ingestion.upload_image,
+            session,
+            store=store,
+            dispatcher=dispatcher,
+            principal=principal,
+            pairing=pairing,
+            side=side,
+            field_id=ingestion.field_id_for(received, field_id or received.fields.get("field_id")),
+            received=received,
         )
     finally:
         received.discard()
@@ -94,18 +115,17 @@ async def upload_image(
     return ImageOut.model_validate(image)
 
 
-@router.get("")
+@router.get("", summary="List images")
 def list_images(
-    pairing_id: int,
+    pairing: PairingDep,
     session: SessionDep,
-    principal: PrincipalDep,
     side: Side | None = None,
     field_id: str | None = None,
     sha256: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[ImageOut]:
-    pairing = access.get_pairing(session, principal, pairing_id)
+    """This pairing's images, filtered by side, field id or content hash (sha256)."""
     query = select(Image).where(Image.pairing_id == pairing.id)
     if side is not None:
         query = query.where(Image.side == side)
@@ -116,35 +136,46 @@ def list_images(
     return paginate(session, query, limit, offset, Image.id)
 
 
-@router.get("/{image_id}")
-def get_image(
-    pairing_id: int, image_id: int, session: SessionDep, principal: PrincipalDep
-) -> ImageOut:
-    access.get_pairing(session, principal, pairing_id)
-    return ImageOut.model_validate(_get_image(session, pairing_id, image_id))
+@router.get("/{image_id}", summary="Get an image's record")
+def get_image(pairing: PairingDep, image_id: PathInt, session: SessionDep) -> ImageOut:
+    """Axes, shape, dtype, pixel size (and where it came from) and any warnings of one image."""
+    return ImageOut.model_validate(ingestion.get_image(session, pairing, image_id))
 
 
-@router.get("/{image_id}/file", response_class=StreamingResponse)
+@router.get(
+    "/{image_id}/file",
+    response_class=StreamingResponse,
+    summary="Download an image",
+    responses=file_body("image/tiff", "The file as uploaded."),
+)
 def download_image(
-    pairing_id: int, image_id: int, session: SessionDep, principal: PrincipalDep, store: StoreDep
+    pairing: PairingDep, image_id: PathInt, session: SessionDep, store: StoreDep
 ) -> StreamingResponse:
     """The original file, streamed, byte for byte as uploaded."""
-    access.get_pairing(session, principal, pairing_id)
-    image = _get_image(session, pairing_id, image_id)
-    return StreamingResponse(
-        store.iter_bytes(image.object_key),
+    image = ingestion.get_image(session, pairing, image_id)
+    return download(
+        store,
+        image.object_key,
         media_type="image/tiff",
-        headers={
-            "Content-Disposition": f'attachment; filename="{image.filename}"',
-            "Content-Length": str(image.size_bytes),
-            "ETag": image.sha256,
-        },
+        filename=image.filename,
+        headers={"Content-Length": str(image.size_bytes), "ETag": image.sha256},
     )
 
 
-@router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an image",
+    responses={**FORBIDDEN, **CONFLICT},
+)
 def delete_image(
-    pairing_id: int, image_id: int, session: SessionDep, principal: PrincipalDep, store: StoreDep
+    pairing: PairingDep,
+    image_id: PathInt,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
 ) -> None:
-    access.get_pairing(session, principal, pairing_id)
-    ingest.delete_image(session, store, principal, _get_image(session, pairing_id, image_id))
+    """Only the institution that uploaded it may. Refused (409) while a dataset snapshot uses
+    it: snapshots are immutable."""
+    image = ingestion.get_image(session, pairing, image_id)
+    ingestion.delete_image(session, store, principal, image)

@@ -7,54 +7,60 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
-from api import access, auth, registry
-from api.deps import PrincipalDep, SessionDep
-from api.errors import ApiError, field_error
+from api.deps import AdminDep, PrincipalDep, SessionDep
+from api.openapi_responses import BAD_REQUEST, FORBIDDEN, INVALID, NOT_FOUND
+from api.pagination import paginate
+from api.params import Offset, PathInt, QueryInt
 from api.schemas import KeyCreate, KeyCreated, KeyOut, Page
-from api.tables import Institution, Principal, Role
+from api.services import registry
+from api.tables import Principal, Role
 
 router = APIRouter(tags=["keys"])
 
 
-@router.get("/me")
+@router.get("/me", summary="Who am I")
 def who_am_i(principal: PrincipalDep) -> KeyOut:
+    """The key this request was made with: role, institution, and when it was last used."""
     return KeyOut.model_validate(principal)
 
 
-@router.post("/keys", status_code=status.HTTP_201_CREATED)
-def create_key(body: KeyCreate, session: SessionDep, principal: PrincipalDep) -> KeyCreated:
-    access.require_admin(principal)
-    institution = session.get(Institution, body.institution_id)
-    if institution is None:
-        raise field_error("institution_id", f"institution {body.institution_id} does not exist")
-    new, key = auth.issue_key(session, institution, body.role, body.label)
-    session.commit()
+@router.post(
+    "/keys",
+    status_code=status.HTTP_201_CREATED,
+    summary="Issue an API key",
+    responses={**BAD_REQUEST, **FORBIDDEN, **INVALID},
+)
+def create_key(body: KeyCreate, session: SessionDep, _: AdminDep) -> KeyCreated:
+    """Admin only. The key itself is in this answer once and never again; only its hash is
+    stored."""
+    new, key = registry.issue_key(session, body)
     return KeyCreated.model_validate({**KeyOut.model_validate(new).model_dump(), "key": key})
 
 
-@router.get("/keys")
+@router.get("/keys", summary="List API keys", responses={**FORBIDDEN, **INVALID})
 def list_keys(
     session: SessionDep,
-    principal: PrincipalDep,
-    institution_id: int | None = None,
+    _: AdminDep,
+    institution_id: QueryInt = None,
     role: Role | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[KeyOut]:
-    access.require_admin(principal)
+    """Admin only. Keys by institution or role; secrets and hashes are never shown."""
     query = select(Principal)
     if institution_id is not None:
         query = query.where(Principal.institution_id == institution_id)
     if role is not None:
         query = query.where(Principal.role == role)
-    return registry.paginate(session, query, limit, offset, Principal.id)
+    return paginate(session, query, limit, offset, Principal.id)
 
 
-@router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_key(key_id: int, session: SessionDep, principal: PrincipalDep) -> None:
-    access.require_admin(principal)
-    target = session.get(Principal, key_id)
-    if target is None:
-        raise ApiError(404, "not_found", f"key {key_id} does not exist")
-    auth.revoke(session, target)
-    session.commit()
+@router.delete(
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an API key",
+    responses={**FORBIDDEN, **NOT_FOUND, **INVALID},
+)
+def revoke_key(key_id: PathInt, session: SessionDep, _: AdminDep) -> None:
+    """Admin only. The key stops working at once; its record stays."""
+    registry.revoke_key(session, key_id)

@@ -7,37 +7,41 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
-from api import access, training_jobs
-from api.deps import DispatcherDep, PrincipalDep, SessionDep, SettingsDep
-from api.errors import ApiError
-from api.registry import paginate
+from api.deps import DispatcherDep, PairingDep, PrincipalDep, SessionDep, SettingsDep
+from api.openapi_responses import (
+    BAD_REQUEST,
+    BROKER_UNAVAILABLE,
+    CONFLICT,
+    PAIRING_SCOPED,
+    file_body,
+)
+from api.pagination import paginate
+from api.params import Offset, PathInt
 from api.schemas import Page, TrainingJobCreate, TrainingJobOut
+from api.services import training_control
 from api.settings import Settings
 from api.tables import JobState, ModelVersion, TrainingJob
 
-router = APIRouter(prefix="/pairings/{pairing_id}/training-jobs", tags=["training"])
+router = APIRouter(
+    prefix="/pairings/{pairing_id}/training-jobs", tags=["training"], responses=PAIRING_SCOPED
+)
 
 
 def _out(session: SessionDep, job: TrainingJob, settings: Settings) -> TrainingJobOut:
     out = TrainingJobOut.model_validate(job)
-    out.stale = training_jobs.is_stale(job, settings)
+    out.stale = training_control.is_stale(job, settings)
     out.version = session.scalar(select(ModelVersion.number).where(ModelVersion.job_id == job.id))
     return out
 
 
-def _get(session: SessionDep, principal: PrincipalDep, pairing_id: int, job_id: int) -> TrainingJob:
-    pairing = access.get_pairing(session, principal, pairing_id)
-    job = session.scalar(
-        select(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.pairing_id == pairing.id)
-    )
-    if job is None:
-        raise ApiError(404, "not_found", f"training job {job_id} does not exist")
-    return job
-
-
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Start training",
+    responses={**BAD_REQUEST, **CONFLICT, **BROKER_UNAVAILABLE},
+)
 def start_training(
-    pairing_id: int,
+    pairing: PairingDep,
     body: TrainingJobCreate,
     session: SessionDep,
     principal: PrincipalDep,
@@ -45,32 +49,22 @@ def start_training(
     settings: SettingsDep,
 ) -> TrainingJobOut:
     """Queue a training run on a `train` worker. Admins and either side of the pairing may."""
-    pairing = access.get_pairing(session, principal, pairing_id)
-    job = training_jobs.start(
-        session,
-        dispatcher,
-        principal,
-        pairing,
-        body.dataset_id,
-        body.preset,
-        body.overrides,
-        body.seed,
-        body.minutes,
+    job = training_control.start(
+        session, dispatcher=dispatcher, principal=principal, pairing=pairing, request=body
     )
     return _out(session, job, settings)
 
 
-@router.get("")
+@router.get("", summary="List training jobs")
 def list_training_jobs(
-    pairing_id: int,
+    pairing: PairingDep,
     session: SessionDep,
-    principal: PrincipalDep,
     settings: SettingsDep,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Page[TrainingJobOut]:
-    pairing = access.get_pairing(session, principal, pairing_id)
+    """This pairing's training jobs, newest first, filtered by state."""
     query = select(TrainingJob).where(TrainingJob.pairing_id == pairing.id)
     if state is not None:
         query = query.where(TrainingJob.state == state)
@@ -79,36 +73,39 @@ def list_training_jobs(
     return page
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", summary="Get a training job")
 def get_training_job(
-    pairing_id: int,
-    job_id: int,
-    session: SessionDep,
-    principal: PrincipalDep,
-    settings: SettingsDep,
+    pairing: PairingDep, job_id: PathInt, session: SessionDep, settings: SettingsDep
 ) -> TrainingJobOut:
-    return _out(session, _get(session, principal, pairing_id, job_id), settings)
+    """State, progress, history, checkpoint and the version it made; `stale` when its
+    worker has stopped sending heartbeats."""
+    return _out(session, training_control.get_job(session, pairing, job_id), settings)
 
 
-@router.get("/{job_id}/curves.png", response_class=Response)
-def training_curves(
-    pairing_id: int, job_id: int, session: SessionDep, principal: PrincipalDep
-) -> Response:
+@router.get(
+    "/{job_id}/curves.png",
+    response_class=Response,
+    summary="Draw training curves",
+    responses=file_body("image/png", "The curves as a PNG."),
+)
+def training_curves(pairing: PairingDep, job_id: PathInt, session: SessionDep) -> Response:
     """Loss and validation PSNR/SSIM against step, drawn from the job's history."""
     from models.figures import curves_png
 
-    job = _get(session, principal, pairing_id, job_id)
+    job = training_control.get_job(session, pairing, job_id)
     return Response(curves_png(job.history or []), media_type="image/png")
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", summary="Cancel a training job", responses=CONFLICT)
 def cancel_training_job(
-    pairing_id: int,
-    job_id: int,
+    pairing: PairingDep,
+    job_id: PathInt,
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> TrainingJobOut:
-    """Stop at the next step; the last checkpoint is kept."""
-    job = training_jobs.cancel(session, _get(session, principal, pairing_id, job_id))
+    """Stop at the next step; the last checkpoint is kept. Only the institution that started
+    the job and admins may."""
+    job = training_control.get_job(session, pairing, job_id)
+    job = training_control.cancel(session, principal, job)
     return _out(session, job, settings)

@@ -10,34 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
-from api.auth import issue_key
-from api.db import make_engine, make_session_factory, session_scope
+from api.db import make_engine
 from api.main import create_app
 from api.migrate import upgrade
 from api.settings import Settings
-from api.tables import Base, Institution, Role
-
-CHANNELS = [
-    {"name": "DAPI", "fluorophore": "Hoechst 33342", "excitation_nm": 350, "emission_nm": 461},
-    {"name": "AF488", "fluorophore": "Alexa Fluor 488", "excitation_nm": 495, "emission_nm": 520},
-    {"name": "AF555", "fluorophore": "Alexa Fluor 555", "excitation_nm": 555, "emission_nm": 565},
-]
-
-
-def microscope_body(institution_id: int, name: str, modality: str, **overrides) -> dict:
-    body = {
-        "institution_id": institution_id,
-        "name": name,
-        "modality": modality,
-        "make_model": "test stand",
-        "objective_magnification": 63,
-        "numerical_aperture": 1.4,
-        "immersion_index": 1.515,
-        "pixel_size_um": 0.159 if modality == "confocal" else 0.0865,
-        "channels": CHANNELS,
-    }
-    body.update(overrides)
-    return body
+from api.tables import Base, Role
+from pairscope.testing.flow import make_key, microscope_body
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -85,18 +63,6 @@ class Network:
     def call(self, method: str, path: str, who: str | None = "admin", **kwargs):  # type: ignore[no-untyped-def]
         headers = {**self.headers(who), **kwargs.pop("headers", {})}
         return self.client.request(method, path, headers=headers, **kwargs)
-
-
-def make_key(settings: Settings, institution: str, role: Role) -> tuple[int, str]:
-    engine = make_engine(settings)
-    with session_scope(make_session_factory(engine)) as session:
-        inst = Institution(name=institution, country="PL", contact_email="ops@example.org")
-        session.add(inst)
-        session.flush()
-        _, key = issue_key(session, inst, role)
-        inst_id = inst.id
-    engine.dispose()
-    return inst_id, key
 
 
 @pytest.fixture

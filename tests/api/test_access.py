@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Network, microscope_body
+from pairscope.testing.flow import microscope_body
+from tests.api.conftest import Network
 
 ROLES = ("none", "outsider", "partner", "lab", "admin")  # admin last: its writes succeed
 
@@ -128,6 +129,8 @@ MATRIX += [
     ),
     ("GET", "/api/v1/keys", None, {**ADMIN_ONLY, "admin": 200}),
     ("DELETE", "/api/v1/institutions/{outsider}", None, {**ADMIN_ONLY, "admin": 409}),
+    # The admin check comes before the lookup: a non-admin learns nothing about which ids exist.
+    ("DELETE", "/api/v1/microscopes/424242", None, {**ADMIN_ONLY, "admin": 404}),
 ]
 
 

@@ -13,9 +13,10 @@ import tifffile
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.api.conftest import Network, microscope_body
+from pairscope.testing.flow import microscope_body
+from pairscope.testing.processes import W2S
+from tests.api.conftest import Network
 from tests.api.test_registry import row_counts
-from tests.conftest import W2S
 
 
 def tiff_bytes(array: np.ndarray, **kwargs) -> bytes:  # type: ignore[no-untyped-def]
@@ -35,6 +36,14 @@ def bomb() -> bytes:
     for tag in ("ImageWidth", "ImageLength"):
         offset = page.tags[tag].valueoffset
         data[offset : offset + 4] = (100_000).to_bytes(4, "little")
+    return bytes(data)
+
+
+def zero_width() -> bytes:
+    """A TIFF whose header declares an image 0 pixels wide (tifffile divides by it)."""
+    data = bytearray(tiff_bytes(np.zeros((16, 16), np.uint8)))
+    offset = tifffile.TiffFile(io.BytesIO(bytes(data))).pages[0].tags["ImageWidth"].valueoffset
+    data[offset : offset + 4] = (0).to_bytes(4, "little")
     return bytes(data)
 
 
@@ -152,6 +161,19 @@ BAD_INPUTS: list[tuple[str, Callable[[], bytes], int, str]] = [
         422,
         "time series",
     ),
+    ("zero width", zero_width, 422, "zero-sized axis: 16 pixels high and 0 wide"),
+    (
+        "smaller than registration needs",
+        lambda: tiff_bytes(np.zeros((3, 1, 64), np.uint16), metadata={"axes": "CYX"}),
+        422,
+        "1x64 pixels (height x width); at least 16x16",
+    ),
+    (
+        "channels of interleaved RGB samples",
+        lambda: tiff_bytes(np.zeros((3, 32, 32, 3), np.uint8), imagej=True, photometric="rgb"),
+        422,
+        "3 channels of 3 interleaved samples per pixel",
+    ),
 ]
 
 
@@ -167,6 +189,7 @@ def test_bad_input_is_refused_and_leaves_nothing(
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert message in error["message"] and "broken.tif" in error["message"], error
+    assert "Error" not in error["message"], "the message shows the parser's internals"
     assert row_counts(settings) == before
     assert stored_files(settings) == []
     assert list((settings.data_dir / "tmp").glob("*")) == []

@@ -7,63 +7,11 @@ import numpy as np
 import pytest
 
 from api.db import make_engine, make_session_factory, session_scope
-from api.tables import Dataset, JobState, ModelVersion, TrainingJob
+from api.tables import Dataset, JobState, ModelVersion, Principal, TrainingJob
+from pairscope.testing.seeding import seed_version
 from tests.api.conftest import Network
 from tests.api.test_ingest import real, stored_files, tiff_bytes, w2s_pairing
 from tests.api.test_registry import row_counts
-
-
-def seed_version(settings, pairing: int) -> None:  # type: ignore[no-untyped-def]
-    """A dataset, a finished job and version 1, as a worker would have recorded them."""
-    engine = make_engine(settings)
-    with session_scope(make_session_factory(engine)) as session:
-        dataset = Dataset(
-            pairing_id=pairing,
-            digest="d" * 64,
-            seed=0,
-            fractions={"train": 1.0, "validation": 0.0, "test": 0.0},
-        )
-        session.add(dataset)
-        session.flush()
-        job = TrainingJob(
-            pairing_id=pairing,
-            dataset_id=dataset.id,
-            preset="tiny",
-            overrides={},
-            config={},
-            seed=0,
-            state=JobState.succeeded,
-        )
-        session.add(job)
-        session.flush()
-        session.add(
-            ModelVersion(
-                pairing_id=pairing,
-                number=1,
-                job_id=job.id,
-                dataset_id=dataset.id,
-                dataset_digest=dataset.digest,
-                config={},
-                seed=0,
-                software={},
-                training={},
-                weights_sha256="w" * 64,
-                model_key="m",
-                model_sha256="m" * 64,
-                report_key="r",
-                report_sha256="r" * 64,
-                report_png_key="p",
-                report_png_sha256="p" * 64,
-                metrics={
-                    "medians": {
-                        "generated": {"psnr": 30, "ssim": 0.8},
-                        "richardson_lucy": {"psnr": 20, "ssim": 0.5},
-                    },
-                    "self_method": "generated",
-                },
-            )
-        )
-    engine.dispose()
 
 
 @pytest.fixture
@@ -92,6 +40,12 @@ ROLES = ("none", "outsider", "partner", "lab", "admin")
         ("GET", "/aliases", None, {"lab": 200, "partner": 200, "admin": 200}),
         ("GET", "/alias-events", None, {"lab": 200, "partner": 200, "admin": 200}),
         ("PUT", "/aliases/staging", {"version": 1}, {"lab": 200, "partner": 403, "admin": 200}),
+        # Promoting, rolling back and deleting versions is the wide-field (LQ) side's decision.
+        ("PUT", "/aliases/production", {"version": 1}, {"lab": 200, "partner": 403, "admin": 200}),
+        ("POST", "/aliases/staging/rollback", None, {"lab": 409, "partner": 403, "admin": 409}),
+        ("DELETE", "/versions/1", None, {"lab": 204, "partner": 403, "admin": 404}),
+        ("DELETE", "/versions/424242", None, {"lab": 404, "partner": 404, "admin": 404}),
+        ("POST", "/training-jobs/424242/cancel", None, {"lab": 404, "partner": 404, "admin": 404}),
         ("GET", "/enhancements", None, {"lab": 200, "partner": 403, "admin": 200}),
         (
             "POST",
@@ -110,6 +64,54 @@ def test_authorization_matrix(network: Network, pairing: int, method, path, body
         assert response.status_code == expected[role], (role, method, url, response.text)
 
 
+def _queued_job(settings, pairing: int, started_by: str | None, network: Network) -> int:  # type: ignore[no-untyped-def]
+    """A queued training job of the pairing, started by that network member's key."""
+    engine = make_engine(settings)
+    with session_scope(make_session_factory(engine)) as session:
+        starter = None
+        if started_by is not None:
+            institution = network.ids["ops" if started_by == "admin" else started_by]
+            starter = session.query(Principal).filter_by(institution_id=institution).first()
+        dataset = session.query(Dataset).filter_by(pairing_id=pairing).first()
+        job = TrainingJob(
+            pairing_id=pairing,
+            dataset_id=dataset.id,
+            preset="tiny",
+            overrides={},
+            config={},
+            seed=0,
+            state=JobState.queued,
+            started_by_id=starter.id if starter else None,
+        )
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    engine.dispose()
+    return job_id
+
+
+@pytest.mark.parametrize(
+    ("started_by", "expected"),
+    [
+        ("lab", {"outsider": 404, "partner": 403, "lab": 200}),
+        ("partner", {"outsider": 404, "lab": 403, "partner": 200}),
+        ("admin", {"outsider": 404, "lab": 403, "partner": 403, "admin": 200}),
+        (None, {"outsider": 404, "lab": 403, "partner": 403, "admin": 200}),
+    ],
+)
+def test_a_training_job_is_cancelled_by_its_starting_institution_or_an_admin(
+    network: Network, pairing: int, settings, started_by, expected
+) -> None:  # type: ignore[no-untyped-def]
+    url = f"/api/v1/pairings/{pairing}/training-jobs/{{}}/cancel"
+    job = _queued_job(settings, pairing, started_by, network)
+    for who, status in expected.items():  # the allowed caller comes last
+        response = network.call("POST", url.format(job), who=who)
+        assert response.status_code == status, (who, response.text)
+    assert response.json()["state"] == "cancelled"
+    another = _queued_job(settings, pairing, started_by, network)
+    assert network.call("POST", url.format(another)).json()["state"] == "cancelled"  # admin
+
+
 def test_production_gate_passes_a_good_version(network: Network, pairing: int) -> None:
     url = f"/api/v1/pairings/{pairing}/aliases/production"
     response = network.call("PUT", url, who="lab", json={"version": 1})
@@ -118,6 +120,33 @@ def test_production_gate_passes_a_good_version(network: Network, pairing: int) -
     assert (
         unknown.status_code == 404 and "production or staging" in unknown.json()["error"]["message"]
     )
+
+
+def _record_coverage(settings, pairing: int, coverage: float) -> None:  # type: ignore[no-untyped-def]
+    """Write a measured uncertainty coverage into version 1's metrics, as a publish would."""
+    engine = make_engine(settings)
+    with session_scope(make_session_factory(engine)) as session:
+        version = session.query(ModelVersion).filter_by(pairing_id=pairing, number=1).one()
+        version.metrics = {**version.metrics, "trust": {"uncertainty_coverage": coverage}}
+    engine.dispose()
+
+
+def test_production_gate_holds_the_uncertainty_coverage_target(
+    network: Network, pairing: int, settings
+) -> None:  # type: ignore[no-untyped-def]
+    url = f"/api/v1/pairings/{pairing}/aliases/production"
+    _record_coverage(settings, pairing, 0.5)  # intervals that miss half the truth
+    refused = network.call("PUT", url, who="lab", json={"version": 1})
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "quality_gate"
+    assert "uncertainty coverage 0.500" in error["message"] and "[0.85, 0.95]" in error["message"]
+    assert error["figures"]["failures"] == [
+        "uncertainty coverage 0.500 of the nominal 90 % interval is outside [0.85, 0.95]"
+    ]
+    _record_coverage(settings, pairing, 0.9)
+    accepted = network.call("PUT", url, who="lab", json={"version": 1})
+    assert accepted.status_code == 200 and accepted.json()["version"] == 1, accepted.text
 
 
 def test_enhancement_bad_input_stores_nothing(network: Network, pairing: int, settings) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 
 from api.db import make_engine
 from api.tables import Base
-from tests.api.conftest import CHANNELS, Network, microscope_body
+from pairscope.testing.flow import CHANNELS, microscope_body
+from tests.api.conftest import Network
 
 
 def row_counts(settings) -> dict[str, int]:  # type: ignore[no-untyped-def]

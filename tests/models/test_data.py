@@ -29,8 +29,10 @@ def test_normalization_round_trip_and_params():
     assert Normalization.from_dict(n.to_dict()) == n
 
 
-@pytest.mark.parametrize("dtype,low,high", [("uint8", 0, 256), ("uint16", 90, 4000),
-                                             ("int16", -300, 300), ("uint16", 7, 8)])
+@pytest.mark.parametrize(
+    "dtype,low,high",
+    [("uint8", 0, 256), ("uint16", 90, 4000), ("int16", -300, 300), ("uint16", 7, 8)],
+)
 def test_integer_images_take_a_histogram_with_numpys_percentiles(dtype, low, high):
     """The histogram path gives exactly what ``np.percentile`` gives (so training on floats
     and predicting on the camera's integers normalise alike)."""
@@ -38,8 +40,9 @@ def test_integer_images_take_a_histogram_with_numpys_percentiles(dtype, low, hig
     img = rng.integers(low, high, (3, 123, 77)).astype(dtype)
     qs = (0.1, 1.0, 50.0, 99.8, 100.0)
     for ch in img:
-        np.testing.assert_allclose(percentiles_of_integers(ch, qs), np.percentile(ch, qs),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            percentiles_of_integers(ch, qs), np.percentile(ch, qs), rtol=1e-12
+        )
     n = Normalization(1.0, 99.8)
     for got, want in zip(n.params(img), n.params(img.astype(np.float32)), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6)

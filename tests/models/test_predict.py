@@ -67,7 +67,7 @@ def test_blending_weights_sum_to_one(length, overlap):
     total = np.zeros(length)
     for s, w in zip(starts, ws, strict=True):
         assert w.shape == (t,) and (w >= 0).all()
-        total[s:s + t] += w
+        total[s : s + t] += w
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 

@@ -1,10 +1,14 @@
+import copy
+import json
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from models import Config, EnhancementModel, TrainingCancelled
-from models.data import Normalization, PatchSampler
-from models.training import Trainer, learning_rate_at
+from models.data import Normalization, PatchSampler, rng_state
+from models.training import LoopState, Trainer, learning_rate_at
 
 
 def _sampler(pairs, config):
@@ -80,8 +84,9 @@ def test_a_divergence_restarts_from_the_last_good_state_at_half_the_rate(pairs):
     sampler = _PoisonedSampler(_sampler(pairs, c), poisoned_calls={8})
     res = t.fit(sampler, steps=12, seed=0)
     assert res.steps == 12
-    assert res.recoveries == [{"step": 8, "restored_step": 5, "lr_scale": 0.5,
-                               "reason": "non-finite loss"}]
+    assert res.recoveries == [
+        {"step": 8, "restored_step": 5, "lr_scale": 0.5, "reason": "non-finite loss"}
+    ]
     assert all(np.isfinite(w).all() for w in t.generator.get_weights())
     assert all(np.isfinite(v) for v in res.final_losses.values())
     assert t.g_opt.learning_rate.numpy() == pytest.approx(0.5 * c.learning_rate)
@@ -95,8 +100,9 @@ def test_an_exploding_finite_loss_also_restarts(pairs):
     sampler = _PoisonedSampler(_sampler(pairs, c), poisoned_calls={13}, value=1e4)
     res = t.fit(sampler, steps=16, seed=0)
     assert res.steps == 16
-    assert res.recoveries == [{"step": 13, "restored_step": 10, "lr_scale": 0.5,
-                               "reason": "exploding loss"}]
+    assert res.recoveries == [
+        {"step": 13, "restored_step": 10, "lr_scale": 0.5, "reason": "exploding loss"}
+    ]
 
 
 def test_a_run_that_keeps_diverging_fails_naming_the_step(pairs):
@@ -224,3 +230,43 @@ def test_bad_training_input(pairs):
         m.train([lq[0], lq[1]], [hq[0], hq[1][:, :32]], steps=1)
     with pytest.raises(ValueError, match="channel"):
         m.train([lq[0], lq[1][:2]], [hq[0], hq[1][:2]], steps=1)
+
+
+def _comparable(value):
+    """A field's value in a form ``==`` compares fully (generators by state, arrays by value)."""
+    if isinstance(value, np.random.Generator):
+        return rng_state(value)
+    if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+        return [(a.dtype.str, a.shape, a.tolist()) for a in value]
+    return value
+
+
+def test_loop_state_round_trip_keeps_every_field(tmp_path):
+    """What a checkpoint stores is what a resumed run gets back, field by field: a field added
+    to LoopState must be set below (the first check fails otherwise) and then survives."""
+    state = LoopState(
+        rng=np.random.default_rng(11),
+        step=7,
+        elapsed_s=12.5,
+        history=[{"step": 5, "elapsed_s": 9.0, "val_psnr": 30.1, "val_ssim": 0.8}],
+        best={"step": 5, "val_psnr": 30.1, "val_ssim": 0.8},
+        last_val={"val_psnr": 29.0, "val_ssim": 0.7},
+        lr_scale=0.25,
+        recoveries=[{"step": 6, "restored_step": 5, "lr_scale": 0.5, "reason": "non-finite loss"}],
+        recent_losses=[0.5, 0.25],
+        best_weights=[np.arange(6, dtype=np.float32).reshape(2, 3)],
+    )
+    state.rng.random(3)  # a generator part-way through its stream
+    fresh = LoopState(rng=np.random.default_rng(0))
+    for f in fields(LoopState):
+        assert _comparable(getattr(state, f.name)) != _comparable(getattr(fresh, f.name)), f.name
+
+    through_json = LoopState.from_dict(json.loads(json.dumps(state.to_dict())), state.best_weights)
+    c = Config.preset("tiny", adv_weight=0.0)
+    trainer = Trainer(c, 3, "float32")
+    trainer.save_checkpoint(str(tmp_path), state)
+    through_checkpoint = trainer.load_checkpoint(str(tmp_path))
+    for back in (through_json, through_checkpoint):
+        for f in fields(LoopState):
+            assert _comparable(getattr(back, f.name)) == _comparable(getattr(state, f.name)), f.name
+        assert back.rng.random() == copy.deepcopy(state.rng).random()

@@ -17,8 +17,8 @@ from api.main import create_app
 from api.migrate import upgrade
 from api.settings import Settings
 from api.tables import Role
-from tests.api.conftest import make_key, microscope_body
-from tests.conftest import W2S, running_worker
+from pairscope.testing.flow import make_key, microscope_body
+from pairscope.testing.processes import W2S, running_worker
 
 FIELDS = range(1, 11)
 
@@ -152,11 +152,14 @@ def test_real_pairs_are_aligned_accepted_and_snapshotted(flow) -> None:  # type:
     again = client.post(f"/api/v1/pairings/{pairing}/pairs/{mismatch['id']}/accept", headers=lab)
     assert again.status_code == 409
 
-    # Snapshot: immutable, digested, deterministic split by field.
+    # Snapshot: immutable, digested, deterministic split by field. The same pairs, split and
+    # hashes give the same digest, so asking again returns the existing snapshot (200).
     body = {"fractions": {"train": 0.6, "validation": 0.2, "test": 0.2}, "seed": 7}
-    one = client.post(f"/api/v1/pairings/{pairing}/datasets", headers=lab, json=body).json()
-    two = client.post(f"/api/v1/pairings/{pairing}/datasets", headers=partner, json=body).json()
-    assert one["id"] != two["id"] and one["digest"] == two["digest"]
+    first = client.post(f"/api/v1/pairings/{pairing}/datasets", headers=lab, json=body)
+    again = client.post(f"/api/v1/pairings/{pairing}/datasets", headers=partner, json=body)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    one, two = first.json(), again.json()
+    assert one["id"] == two["id"] and one["digest"] == two["digest"]
     assert [(m["field_id"], m["split"]) for m in one["members"]] == [
         (m["field_id"], m["split"]) for m in two["members"]
     ]

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.migrate import upgrade
 from api.settings import Settings
-from tests.api.conftest import microscope_body
-from tests.conftest import stop
+from pairscope.testing.flow import microscope_body
+from pairscope.testing.processes import stop
 
 PAIRSCOPE = [sys.executable, "-m", "pairscope"]
 
@@ -71,11 +71,11 @@ def check_report(report: dict) -> None:
 
 def test_embedded_broker_with_the_worker_serve_starts(embedded_service) -> None:  # type: ignore[no-untyped-def]
     with httpx.Client(base_url=embedded_service.url, timeout=10) as client:
-        ready = client.get("/readyz").json()
+        headers = {"Authorization": f"Bearer {embedded_service.admin_key}"}
+        ready = client.get("/readyz", headers=headers).json()  # details are for admins
         assert ready["status"] == "ready", ready
         assert ready["checks"]["broker"]["detail"].startswith("filesystem")
         assert str(embedded_service.home / "var") in ready["checks"]["database"]["detail"]
-        headers = {"Authorization": f"Bearer {embedded_service.admin_key}"}
         pairing_id = seed_pairing(client, headers)
         queued = client.post(f"/api/v1/pairings/{pairing_id}/readiness", headers=headers)
         assert queued.status_code == 202 and queued.json()["state"] == "queued"
@@ -112,7 +112,7 @@ def test_redis_broker_with_a_celery_worker_subprocess(
         stderr=subprocess.STDOUT,
     )
     from api.tables import Role
-    from tests.api.conftest import make_key
+    from pairscope.testing.flow import make_key
 
     _, token = make_key(settings, "Operations", Role.admin)
     headers = {"Authorization": f"Bearer {token}"}

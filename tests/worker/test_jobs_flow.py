@@ -25,9 +25,10 @@ from api.settings import Settings
 from api.tables import Role
 from models.metrics import score_image
 from models.synthetic import make_pair
-from tests.api.conftest import make_key
-from tests.conftest import running_worker
-from tests.worker import flow
+from pairscope.testing import flow
+from pairscope.testing.flow import CHANNELS, make_key
+from pairscope.testing.processes import running_worker
+from tests.ome_output import PROVENANCE_KEYS, pixels_per_cm, read_back, resolution_value
 
 FIELDS = 6
 
@@ -50,7 +51,7 @@ def service(request, tmp_path: Path):  # type: ignore[no-untyped-def]
         yield client, admin_key
 
 
-def test_pairing_to_enhanced_image(service) -> None:  # type: ignore[no-untyped-def]
+def test_pairing_to_enhanced_image(service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     client, admin_key = service
     net = flow.build_network(client, admin_key)
     flow.upload_synthetic(net, FIELDS)
@@ -81,6 +82,10 @@ def test_pairing_to_enhanced_image(service) -> None:  # type: ignore[no-untyped-
     assert png.format == "PNG" and png.height > 400
     model_zip = client.get(net.url("/versions/1/model"), headers=net.lab).content
     assert "generator.weights.h5" in zipfile.ZipFile(io.BytesIO(model_zip)).namelist()
+    saved = json.loads(zipfile.ZipFile(io.BytesIO(model_zip)).read("metadata.json"))
+    imaging = saved["imaging"]  # so `pairscope enhance` labels its outputs like the service
+    assert [c["name"] for c in imaging["channels"]] == [c["name"] for c in CHANNELS]
+    assert imaging["pixel_size_um"] == 0.1 and imaging["objective"]["numerical_aperture"] == 1.4
 
     # Promote; a lab key cannot override the gate, an admin can, with a recorded reason.
     promote = client.put(net.url("/aliases/production"), headers=net.lab, json={"version": 1})
@@ -109,12 +114,26 @@ def test_pairing_to_enhanced_image(service) -> None:  # type: ignore[no-untyped-
     assert done["state"] == "succeeded", done
     item = done["items"][0]
     url = net.url(f"/enhancements/{done['id']}/items/{item['id']}/output")
-    with tifffile.TiffFile(io.BytesIO(client.get(url, headers=net.lab).content)) as tif:
+    downloaded = tmp_path / "output.ome.tif"
+    downloaded.write_bytes(client.get(url, headers=net.lab).content)
+    with tifffile.TiffFile(downloaded) as tif:
         output = tif.asarray()
         ome = tif.ome_metadata
     assert output.shape == lq.shape and output.dtype == np.float32
     assert 'PhysicalSizeX="0.1"' in ome and version["model_sha256"] in ome
     assert item["input_sha256"] in ome
+    back = read_back(downloaded)
+    assert [
+        (c.name, c.fluor, c.excitation_wavelength, c.emission_wavelength)
+        for c in back.pixels.channels
+    ] == [(c["name"], c["fluorophore"], c["excitation_nm"], c["emission_nm"]) for c in CHANNELS]
+    assert (back.objective.lens_na, back.objective.nominal_magnification) == (1.4, 63)
+    assert back.objective.immersion.value == "Oil"
+    assert resolution_value(back.resolution[0]) == pytest.approx(pixels_per_cm(0.1))
+    provenance = back.provenance
+    assert set(provenance) == PROVENANCE_KEYS and provenance["version"] == "1"
+    assert provenance["weights_sha256"] == version["weights_sha256"]
+    assert provenance["input_file"] == "new-cell.tif"
     gain = (
         score_image(output, hq.astype(np.float32))["psnr"]
         - score_image(lq.astype(np.float32), hq.astype(np.float32))["psnr"]

@@ -4,8 +4,6 @@ resumes from the checkpoint, ending with exactly one version."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -16,9 +14,10 @@ from api.main import create_app
 from api.migrate import upgrade
 from api.settings import Settings
 from api.tables import Role
-from tests.api.conftest import make_key
-from tests.conftest import running_worker
-from tests.worker import flow
+from pairscope.testing import flow
+from pairscope.testing.flow import make_key
+from pairscope.testing.processes import running_worker
+from tests.worker.conftest import a_job_whose_worker_was_killed
 
 FIELDS = 6
 
@@ -51,7 +50,10 @@ def test_cancel_keeps_the_checkpoint_and_makes_no_version(trained) -> None:  # t
     before = len(versions(net))
     job = flow.train(net, dataset["id"], {"steps": 100_000, "checkpoint_every": 20})
     flow.wait(net, f"/training-jobs/{job['id']}", lambda j: (j["checkpoint_step"] or 0) >= 20)
-    cancel = net.client.post(net.url(f"/training-jobs/{job['id']}/cancel"), headers=net.partner)
+    # The lab started it: the reference side may not cancel it, the lab may.
+    refused = net.client.post(net.url(f"/training-jobs/{job['id']}/cancel"), headers=net.partner)
+    assert refused.status_code == 403
+    cancel = net.client.post(net.url(f"/training-jobs/{job['id']}/cancel"), headers=net.lab)
     assert cancel.status_code == 200 and cancel.json()["cancel_requested"]
     job = flow.wait_job(net, job["id"])
     assert job["state"] == "cancelled" and "checkpoint is kept" in job["reason"]
@@ -154,27 +156,10 @@ def test_a_killed_worker_is_replaced_and_the_job_resumes(tmp_path: Path, redis_d
         job_stale_after_s=4,
         job_progress_interval_s=0.3,
     )
-    upgrade(settings)
-    _, admin_key = make_key(settings, "Operations", Role.admin)
-    with (
-        running_worker(settings, "infer,default", tmp_path / "cpu.log", "cpu"),
-        TestClient(create_app(settings)) as client,
-    ):
-        net = flow.build_network(client, admin_key, "sigkill")
-        flow.upload_synthetic(net, 4)
-        dataset = flow.accepted_snapshot(net, 4)
-        with running_worker(settings, "train", tmp_path / "doomed.log", "doomed") as doomed:
-            job = flow.train(net, dataset["id"], {"steps": 1200, "checkpoint_every": 40})
-            flow.wait(
-                net,
-                f"/training-jobs/{job['id']}",
-                lambda j: (j["checkpoint_step"] or 0) >= 80,
-                timeout=180,
-            )
-            os.killpg(doomed.pid, signal.SIGKILL)
-            killed_at = net.client.get(
-                net.url(f"/training-jobs/{job['id']}"), headers=net.lab
-            ).json()
+    with a_job_whose_worker_was_killed(
+        settings, tmp_path, "sigkill", steps=1200, checkpointed_step=80
+    ) as (net, job):
+        killed_at = net.client.get(net.url(f"/training-jobs/{job['id']}"), headers=net.lab).json()
         assert killed_at["state"] == "running" and killed_at["progress"]["step"] < 1200
         time.sleep(1)
         with running_worker(settings, "train", tmp_path / "rescue.log", "rescue", beat=True):

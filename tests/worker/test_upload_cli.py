@@ -7,8 +7,8 @@ import shutil
 
 import httpx
 
-from tests.api.conftest import microscope_body
-from tests.conftest import W2S
+from pairscope.testing.flow import microscope_body
+from pairscope.testing.processes import W2S
 
 
 def test_upload_folders_from_both_sides(embedded_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -103,6 +103,11 @@ def test_upload_folders_from_both_sides(embedded_service, tmp_path) -> None:  # 
         check=False,
     )
     assert "refused" in wrong_side.stdout and "403" in wrong_side.stdout
+    # Nothing was uploaded: the other side's accepted pairs are not this upload's, and a
+    # script must see the failure.
+    assert wrong_side.returncode == 1, wrong_side.stdout + wrong_side.stderr
+    assert "3 of 3 file(s) refused" in wrong_side.stdout
+    assert "accepted" not in wrong_side.stdout and "Traceback" not in wrong_side.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     nothing = embedded_service.cli(
@@ -116,3 +121,29 @@ def test_upload_folders_from_both_sides(embedded_service, tmp_path) -> None:  # 
         check=False,
     )
     assert nothing.returncode == 2 and "no TIFF files" in nothing.stderr
+
+
+def test_bad_paths_are_one_line_and_exit_2(embedded_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A folder or mapping that is not there is the command's mistake: exit 2, one line that
+    names it, no traceback, before anything is sent."""
+    folder = tmp_path / "fields"
+    folder.mkdir()
+    shutil.copy(W2S / "lq" / "field_021.tif", folder)
+    (tmp_path / "bad.csv").write_text("name,field\nfield_021.tif,a\n")
+    cases = {
+        "no such folder": (str(tmp_path / "missing"),),
+        "not a folder": (str(folder / "field_021.tif"),),
+        "cannot read the mapping": (str(folder), "--mapping", str(tmp_path / "none.csv")),
+        "needs the columns filename,field_id": (
+            str(folder),
+            "--mapping",
+            str(tmp_path / "bad.csv"),
+        ),
+    }
+    for message, args in cases.items():
+        run = embedded_service.cli(
+            "upload", "--pairing", "1", "--side", "lq", *args, "--wait", "0", check=False
+        )
+        assert run.returncode == 2, (message, run.stdout, run.stderr)
+        assert run.stderr.strip().count("\n") == 0 and message in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr

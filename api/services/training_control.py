@@ -1,0 +1,116 @@
+"""Starting, following and cancelling training jobs. The configuration is validated against the
+science core's `Config` here, so a bad override is a 422 before anything is queued. Who may do
+so is `services/access.py`'s to say (starting: any key that sees the pairing; cancelling: the
+institution that started the job, and admins)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.celery_config import TRAIN
+from api.dispatch import Dispatcher
+from api.errors import ApiError, field_error
+from api.schemas import TrainingJobCreate
+from api.services.access import require_job_starter
+from api.services.base_versions import resolve_init
+from api.settings import Settings
+from api.tables import Dataset, JobState, Pairing, PairingStatus, Principal, TrainingJob, utcnow
+from models.config import PRESETS, Config
+
+FINISHED = (JobState.succeeded, JobState.failed, JobState.cancelled)
+
+
+def resolve_config(request: TrainingJobCreate, init: dict[str, Any] | None = None) -> Config:
+    """The job's Config: preset, overrides, seed and budget, and the starting weights (`init`:
+    Config's init keys and the base's architecture, from services/base_versions.py)."""
+    preset, overrides = request.preset, request.overrides
+    if preset not in PRESETS:
+        raise field_error(
+            "preset", f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}"
+        )
+    for reserved in ("init", "init_sha256"):
+        if reserved in overrides:
+            raise field_error(f"overrides.{reserved}", "give the starting weights as `init`")
+    extra = {**overrides, **(init or {})}
+    if request.seed is not None:
+        extra["seed"] = request.seed
+    if request.minutes is not None:
+        extra["minutes"] = request.minutes
+    try:
+        return Config.preset(preset).with_overrides(extra)
+    except ValueError as exc:  # Config's own validation messages, written for people
+        key = next((k for k in extra if str(k) in str(exc)), None)
+        raise field_error(f"overrides.{key}" if key else "overrides", str(exc)) from exc
+    except TypeError as exc:
+        raise field_error("overrides", "a value has a type the configuration cannot use") from exc
+
+
+def get_job(session: Session, pairing: Pairing, job_id: int) -> TrainingJob:
+    job = session.scalar(
+        select(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.pairing_id == pairing.id)
+    )
+    if job is None:
+        raise ApiError(404, "not_found", f"training job {job_id} does not exist")
+    return job
+
+
+def start(
+    session: Session,
+    *,
+    dispatcher: Dispatcher,
+    principal: Principal,
+    pairing: Pairing,
+    request: TrainingJobCreate,
+) -> TrainingJob:
+    """Check the pairing, dataset and configuration, record the job, queue it on `train`."""
+    dataset_id = request.dataset_id
+    if pairing.status != PairingStatus.active:
+        raise ApiError(409, "conflict", "the pairing is archived; reactivate it to train")
+    dataset = session.scalar(
+        select(Dataset).where(Dataset.id == dataset_id, Dataset.pairing_id == pairing.id)
+    )
+    if dataset is None:
+        raise field_error("dataset_id", f"dataset {dataset_id} does not exist for this pairing")
+    init = resolve_init(session, pairing, request.init, request.overrides)
+    config = resolve_config(request, init.overrides())
+    job = TrainingJob(
+        pairing_id=pairing.id,
+        dataset_id=dataset.id,
+        preset=request.preset,
+        overrides=request.overrides,
+        config=config.to_dict(),
+        seed=config.seed,
+        minutes=config.minutes,
+        state=JobState.queued,
+        started_by_id=principal.id,
+        progress={"step": 0, "total": config.steps, "percent": 0.0},
+        dispatched_at=utcnow(),
+    )
+    session.add(job)
+    session.commit()
+    dispatcher.send_recorded(session, TRAIN, job)
+    return job
+
+
+def cancel(session: Session, principal: Principal, job: TrainingJob) -> TrainingJob:
+    """Queued jobs end at once; running ones stop at their next step, keeping a checkpoint."""
+    require_job_starter(session, principal, job)
+    if job.state in FINISHED:
+        raise ApiError(409, "conflict", f"the job has already ended ({job.state.value})")
+    job.cancel_requested = True
+    if job.state == JobState.queued:
+        job.state, job.finished_at = JobState.cancelled, utcnow()
+        job.reason = "cancelled before it started"
+    session.commit()
+    return job
+
+
+def is_stale(job: TrainingJob, settings: Settings) -> bool:
+    """A running job whose worker has not been heard of for longer than the stale limit."""
+    if job.state != JobState.running or job.heartbeat_at is None:
+        return False
+    return utcnow() - job.heartbeat_at > timedelta(seconds=settings.job_stale_after_s)

@@ -1,0 +1,131 @@
+"""The local side of base models: ``pairscope pretrain`` (a base from synthetic pairs and
+folders of aligned pairs, no server) and ``pairscope train-local --init base|DIR``.
+
+``--init base`` looks for a base shipped inside the package, :data:`SHIPPED_BASES` (a model
+folder ``base/`` or an archive ``base.zip``); none ships yet, and the command says so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .base_models import (
+    IncompatibleBase,
+    SyntheticRecipe,
+    check_compatible,
+    generator_overrides,
+)
+from .cli_science import (
+    ScienceInputError,
+    _check_output_dir,
+    _planes,
+    _read_with_info,
+    pair_folders,
+    run_config,
+)
+from .config import Config
+
+SHIPPED_BASES = Path(__file__).resolve().parent / "bases"
+BASE_SUFFIXES = ("base", "base.zip")
+
+
+def shipped_base() -> Path:
+    """The base shipped with this installation, if one is."""
+    for name in BASE_SUFFIXES:
+        candidate = SHIPPED_BASES / name
+        if candidate.exists():
+            return candidate
+    raise ScienceInputError(
+        f"no base model ships with this installation (looked in {SHIPPED_BASES}); give a "
+        "base folder made by `pairscope pretrain`: --init DIR"
+    )
+
+
+def load_start(init: str) -> tuple[Any, str]:
+    """The model ``--init`` names (``base`` or a path) and the label Config records."""
+    from .cli_science import load_model
+
+    if init == "base":
+        return load_model(shipped_base()), "base"
+    path = Path(init)
+    return load_model(path), f"file:{path.resolve().name}"
+
+
+def start_config(config: Config, start: Any, label: str) -> Config:
+    """``config`` with the starting model's generator architecture and its digest recorded."""
+    try:
+        overrides = generator_overrides(start.config.to_dict(), {})
+    except IncompatibleBase as exc:  # pragma: no cover - no explicit request to conflict with
+        raise ScienceInputError(str(exc)) from exc
+    return config.with_overrides(
+        {**overrides, "init": label, "init_sha256": start.weights_digest()}
+    )
+
+
+def check_start(start: Any, n_channels: int, grid_pixel_um: float | None) -> None:
+    """Refuse a base whose channel layout, or recorded pixel sizes, cannot start this model."""
+    recorded = (start.metadata.get("base") or {}).get("pixel_size_range_um")
+    try:
+        check_compatible(
+            base_channels=start.n_channels,
+            base_pixel_range=tuple(recorded) if recorded and grid_pixel_um else (0.0, 1e9),
+            n_channels=n_channels,
+            grid_pixel_um=grid_pixel_um or 1.0,
+        )
+    except IncompatibleBase as exc:
+        raise ScienceInputError(f"--init: {exc}") from exc
+
+
+def folder_pairs(pairs_dir: str | os.PathLike) -> list[tuple[tuple[str, Any, Any], float]]:
+    """A folder with ``lq/`` and ``hq/`` subfolders of aligned pairs (paired by name, as for
+    train-local), each pair with the HQ file's pixel size (the aligned grid)."""
+    import numpy as np
+
+    folder = Path(pairs_dir)
+    pairs = []
+    for stem, lq_path, hq_path in pair_folders(folder / "lq", folder / "hq"):
+        lq, lq_info = _read_with_info(lq_path)
+        hq, hq_info = _read_with_info(hq_path)
+        if lq.shape != hq.shape:
+            raise ScienceInputError(f"{lq_path}: shape {lq.shape} differs from {hq_path}")
+        pixel = hq_info.pixel_size_um or lq_info.pixel_size_um
+        if pixel is None:
+            raise ScienceInputError(f"{hq_path}: no pixel size in the file; a base records it")
+        for z, (a, b) in enumerate(
+            zip(_planes(lq, lq_info.axes), _planes(hq, hq_info.axes), strict=True)
+        ):
+            field_id = f"{folder.name}:{stem}" + (f"/z{z}" if lq.ndim == 4 else "")
+            pairs.append(((field_id, a.astype(np.float32), b.astype(np.float32)), pixel))
+    return pairs
+
+
+def pretrain_local(
+    out: str | os.PathLike,
+    *,
+    minutes: float | None,
+    synthetic: int,
+    pairs_dirs: list[str],
+    preset: str = "cpu-small",
+    seed: int = 0,
+    steps: int | None = None,
+    shape: int = 96,
+) -> None:
+    """Train a base on ``synthetic`` simulated fields and the pairs of ``pairs_dirs``; save
+    it to ``out`` (a model folder that ``train-local --init`` takes)."""
+    from .pretraining import pretrain
+
+    out = Path(out)
+    _check_output_dir(out)
+    config = run_config(preset, seed, minutes, steps)
+    try:
+        recipe = SyntheticRecipe(fields=synthetic, shape=(shape, shape), seed=int(seed))
+    except ValueError as exc:
+        raise ScienceInputError(f"settings: {exc}") from exc
+    pairs = [pair for folder in pairs_dirs for pair in folder_pairs(folder)]
+    if not pairs and synthetic == 0:
+        raise ScienceInputError("nothing to pretrain on: give --synthetic N or --pairs-dir")
+    lineage = {"sources": [{"pairs_dir": str(Path(d).resolve())} for d in pairs_dirs]}
+    base = pretrain(config, recipe, pairs, lineage=lineage, name=out.name)
+    base.save(out)

@@ -1,0 +1,76 @@
+"""Base models on the command line and the channel-by-channel start they give a generator:
+`pairscope pretrain` makes a single-channel base that `train-local --init DIR` starts from
+(recorded in the model's config), `--init base` says no base ships yet; a base started
+multi-channel model computes, on equal channels, exactly what the base computes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.base_init import initialise_from_base
+from models.base_models import IncompatibleBase
+from models.cli_pretraining import folder_pairs
+from models.config import Config
+from models.model import EnhancementModel
+from tests.models.test_cli_science import _describe_reference, _pairscope, _quiet, _write_pairs
+
+
+@pytest.mark.parametrize("stem", ["none", "space_to_depth"])
+def test_a_started_model_is_the_base_on_equal_channels(stem: str) -> None:
+    config = Config.preset("tiny", stem=stem, precision="float32")  # exact, not bfloat16
+    base = EnhancementModel(config, n_channels=1)
+    model = EnhancementModel(config.with_overrides(seed=9), n_channels=3)
+    initialise_from_base(model, base)
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 1)).astype(np.float32)
+    one = base.generator(x).numpy()
+    three = model.generator(np.repeat(x, 3, axis=-1)).numpy()
+    for c in range(3):
+        np.testing.assert_allclose(three[..., c], one[..., 0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_base_of_another_architecture_or_channel_layout_is_refused() -> None:
+    base = EnhancementModel(Config.preset("tiny", depth=3), n_channels=1)
+    with pytest.raises(IncompatibleBase, match="architecture"):
+        initialise_from_base(EnhancementModel(Config.preset("tiny"), n_channels=2), base)
+    two = EnhancementModel(Config.preset("tiny"), n_channels=2)
+    with pytest.raises(IncompatibleBase, match="2 channels together"):
+        initialise_from_base(EnhancementModel(Config.preset("tiny"), n_channels=3), two)
+
+
+def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pairs = tmp_path / "lab"
+    pairs.mkdir()
+    lq_dir, hq_dir = _write_pairs(pairs, n=2)
+    _describe_reference(hq_dir)
+    assert {pixel for _, pixel in folder_pairs(pairs)} == {0.1}
+
+    made = _pairscope(
+        "pretrain", "--out", "base", "--synthetic", "1", "--pairs-dir", pairs,
+        "--preset", "tiny", "--steps", "3", cwd=tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert _quiet(made.stderr), made.stderr
+    base = EnhancementModel.load(tmp_path / "base")
+    assert base.n_channels == 1
+    assert base.metadata["base"]["recipe"]["fields"] == 1
+    low, high = base.metadata["base"]["pixel_size_range_um"]
+    assert low <= 0.1 <= high
+
+    trained = _pairscope(
+        "train-local", "--lq", lq_dir, "--hq", hq_dir, "--out", "model", "--preset", "tiny",
+        "--steps", "3", "--init", "base", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 2 and "no base model ships" in trained.stderr, trained.stderr
+
+    trained = _pairscope(
+        "train-local", "--lq", lq_dir, "--hq", hq_dir, "--out", "model", "--preset", "tiny",
+        "--steps", "3", "--init", tmp_path / "base", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["init"] == "file:base"
+    assert config["init_sha256"] == base.weights_digest()
+    assert config["n_channels"] == 3
