@@ -77,9 +77,9 @@ def _tiles(image_hwc: np.ndarray, tile: int) -> list[np.ndarray]:
 def bench_inference(
     config, policy: str, size: int, repeats: int, bare_tile: int, tile_sizes: list[int]
 ) -> dict:
-    import tensorflow as tf
 
     from models import EnhancementModel
+    from models.call_paths import CALL_PATHS
     from models.networks import build_generator, conv_flops, receptive_field_margin
     from models.predict import count_tiles
 
@@ -91,17 +91,7 @@ def bench_inference(
     image = rng.integers(0, 4096, size=(3, size, size)).astype(np.uint16)  # a 12-bit camera
     hwc = np.moveaxis(model.normalization(image), 0, -1)
     tiles = _tiles(hwc, bare_tile)
-    dyn = tf.function(
-        lambda x: G(x, training=False),
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
-    )
-    per_shape = tf.function(lambda x: G(x, training=False))
-    calls = {
-        "keras Model.predict": lambda t: G.predict(t, verbose=0, batch_size=1),
-        "eager Model.__call__": lambda t: G(t, training=False).numpy(),
-        "tf.function, dynamic shape": lambda t: dyn(tf.constant(t)).numpy(),
-        "tf.function, per shape": lambda t: per_shape(tf.constant(t)).numpy(),
-    }
+    calls = {name: build(G) for name, build in CALL_PATHS.items()}
     bare = {}
     for name, call in calls.items():
         bare[name] = _best(lambda call=call: [call(t) for t in tiles], repeats)
@@ -132,6 +122,7 @@ def bench_inference(
         "bare_tile": bare_tile,
         "bare_s": bare,
         "bare_call": best_call,
+        "predict_call": model._ensure_built().call_path,
         "bare_best_s": t_bare,
         "tiled": tiled,
         "best_tile_size": best_ts,
@@ -367,10 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Bare model on {a.bare_tile}² non-overlapping tiles, by call (s)")
     names = list(next(iter(res["inference"].values()))["bare_s"])
-    print("| precision | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
+    print("| precision | " + " | ".join(names) + " | fastest | tiled predict chose |")
+    print("|---|" + "---|" * (len(names) + 2))
     for p, r in res["inference"].items():
-        print(f"| {p} | " + " | ".join(f"{r['bare_s'][n]:.2f}" for n in names) + " |")
+        times = " | ".join(f"{r['bare_s'][n]:.2f}" for n in names)
+        print(f"| {p} | {times} | {r['bare_call']} | {r['predict_call']} |")
     if res["training"]:
         print()
         print("Training step")

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -37,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses as L
+from .call_paths import probe_shape_for, tile_call
 from .config import GENERATOR_KEYS, Config
 from .data import PatchSampler, rng_from_state, rng_state
 from .files import atomic_write
@@ -44,7 +44,6 @@ from .networks import build_discriminator, build_generator, receptive_field_marg
 from .predict import predict_image
 
 CHECKPOINT_FILE = "checkpoint.npz"
-PREDICT_GRAPHS = 8  # compiled predict graphs kept (one per input shape)
 MAX_RECOVERIES = 3  # divergences survived (restore + halve the learning rate) before giving up
 EXPLOSION_FACTOR = 100.0  # a loss this many times the recent median counts as a divergence
 EXPLOSION_WINDOW = 50  # steps in that median (none is judged before 10 have run)
@@ -197,7 +196,8 @@ class Trainer:
             [config.batch_size, config.patch_size, config.patch_size, self.n_channels], tf.float32
         )
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec])
-        self._predict_fn = None
+        self._predict_fn: Callable[[np.ndarray], np.ndarray] | None = None
+        self.call_path = ""  # set with predict_fn
 
     def _d_lr(self) -> float:
         c = self.config
@@ -303,32 +303,12 @@ class Trainer:
     # ------------------------------------------------------------------ prediction
     @property
     def predict_fn(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Compiled generator call on float32 NHWC numpy batches.
-
-        One concrete graph per input shape (tiles of an image all share one shape), kept in a
-        small LRU cache: measured on CPU (``bench/speed.py``) a graph traced for the exact
-        shape runs markedly faster than one traced for a dynamic ``[None, None, None, C]``
-        signature (oneDNN plans the convolutions for known shapes), and both beat
-        ``keras.Model.predict`` and eager calls.
-        """
+        """The generator's call on float32 NHWC numpy batches, by the path this machine runs
+        fastest (:mod:`models.call_paths`: measured once per machine and network, then cached)."""
         if self._predict_fn is None:
-            G = self.generator
-            cache: OrderedDict = OrderedDict()
-
-            def call(a: np.ndarray) -> np.ndarray:
-                a = np.ascontiguousarray(a, dtype=np.float32)
-                key = a.shape
-                conc = cache.pop(key, None)
-                if conc is None:  # a fresh tf.function per shape, so eviction frees it
-                    conc = tf.function(lambda x: G(x, training=False)).get_concrete_function(
-                        tf.TensorSpec(key, tf.float32)
-                    )
-                cache[key] = conc
-                while len(cache) > PREDICT_GRAPHS:
-                    cache.popitem(last=False)
-                return conc(tf.constant(a)).numpy()
-
-            self._predict_fn = call
+            c = self.config
+            probe = probe_shape_for(c.tile_size, c.multiple, self.n_channels)
+            self.call_path, self._predict_fn = tile_call(self.generator, probe)
         return self._predict_fn
 
     def predict_normalized(self, image_cyx: np.ndarray, ensemble: bool = False) -> np.ndarray:

@@ -14,6 +14,13 @@ from sqlalchemy import create_engine, text
 from pairscope.testing.processes import POSTGRES_URL, REDIS_URL, moto_server, s3_client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def measured_call_paths_kept_per_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The generator call paths measured in this run (models.call_paths) stay in the run's
+    temporary folder, not in the user's cache; worker and CLI subprocesses inherit it."""
+    os.environ.setdefault("PAIRSCOPE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def postgres_schema_url() -> Iterator[callable]:
     """Make fresh schemas in database `test` on demand; drop them all at the end of the run."""

@@ -1,0 +1,180 @@
+"""How the generator is called on a tile, chosen by measurement on the machine it runs on.
+
+Four ways of calling a Keras generator on a numpy tile give the same numbers at different
+speeds, and the fastest differs between CPUs: on AVX512-BF16 without AMX a graph traced for the
+exact tile shape wins (oneDNN plans the convolutions for known shapes); on an Intel CPU with AMX
+another path won (issue 16: tiled inference reached 0.83 of the fastest bare call there). So
+the path is measured, not assumed: each candidate runs on a probe tile of the model's tile size
+(capped at :data:`PROBE_MAX` pixels a side), best of :data:`REPEATS` after a warm-up call, and the
+fastest is kept. The measurement costs a few seconds, so its result is cached on disk per CPU
+model, TensorFlow version, dtype policy, network and probe shape
+(``$PAIRSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pairscope``, else ``~/.cache/pairscope``):
+a machine measures once, then every process reads the choice.
+
+``PAIRSCOPE_CALL_PATH`` names a path to skip the measurement (one of :data:`CALL_PATHS`).
+``bench/speed.py`` times the same candidates.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .files import write_json
+
+TileCall = Callable[[np.ndarray], np.ndarray]
+
+DEFAULT_PATH = "graph per shape"
+PROBE_MAX = 1024
+REPEATS = 2
+GRAPHS_PER_SHAPE = 8  # traced graphs kept per path (one per input shape), oldest evicted
+
+
+def _graph_per_shape(generator: keras.Model) -> TileCall:
+    """One concrete graph per input shape in a small LRU cache."""
+    cache: OrderedDict = OrderedDict()
+
+    def call(tile: np.ndarray) -> np.ndarray:
+        key = tile.shape
+        graph = cache.pop(key, None)
+        if graph is None:  # a fresh tf.function per shape, so eviction frees it
+            graph = tf.function(lambda x: generator(x, training=False)).get_concrete_function(
+                tf.TensorSpec(key, tf.float32)
+            )
+        cache[key] = graph
+        while len(cache) > GRAPHS_PER_SHAPE:
+            cache.popitem(last=False)
+        return graph(tf.constant(tile)).numpy()
+
+    return call
+
+
+def _graph_dynamic(generator: keras.Model) -> TileCall:
+    """One graph traced for any tile shape."""
+    spec = tf.TensorSpec([None, None, None, generator.input_shape[-1]], tf.float32)
+    graph = tf.function(lambda x: generator(x, training=False), input_signature=[spec])
+    return lambda tile: graph(tf.constant(tile)).numpy()
+
+
+def _eager(generator: keras.Model) -> TileCall:
+    return lambda tile: generator(tile, training=False).numpy()
+
+
+def _keras_predict(generator: keras.Model) -> TileCall:
+    return lambda tile: generator.predict(tile, verbose=0, batch_size=len(tile))
+
+
+CALL_PATHS: dict[str, Callable[[keras.Model], TileCall]] = {
+    DEFAULT_PATH: _graph_per_shape,
+    "graph, dynamic shape": _graph_dynamic,
+    "eager call": _eager,
+    "keras predict": _keras_predict,
+}
+
+
+def tile_call(generator: keras.Model, probe_shape: tuple[int, ...]) -> tuple[str, TileCall]:
+    """The chosen path's name and a float32 NHWC numpy → numpy call of ``generator``."""
+    name = chosen_path(generator, probe_shape)
+    call = CALL_PATHS[name](generator)
+    return name, lambda tile: call(np.ascontiguousarray(tile, dtype=np.float32))
+
+
+def probe_shape_for(tile_size: int, multiple: int, channels: int) -> tuple[int, int, int, int]:
+    """The tile the paths are timed on: the model's tile size, at most :data:`PROBE_MAX`."""
+    side = max(multiple, min(tile_size, PROBE_MAX) // multiple * multiple)
+    return (1, side, side, channels)
+
+
+def chosen_path(generator: keras.Model, probe_shape: tuple[int, ...]) -> str:
+    """The path named by ``PAIRSCOPE_CALL_PATH``, else the cached or freshly measured fastest."""
+    forced = os.environ.get("PAIRSCOPE_CALL_PATH", "").strip()
+    if forced:
+        if forced not in CALL_PATHS:
+            raise ValueError(f"PAIRSCOPE_CALL_PATH={forced!r}: choose one of {sorted(CALL_PATHS)}")
+        return forced
+    key = _cache_key(generator, probe_shape)
+    cached = _read_cache().get(key)
+    if cached in CALL_PATHS:
+        return cached
+    timings = measure(generator, probe_shape)
+    fastest = min(timings, key=timings.__getitem__)
+    _write_cache(key, fastest)
+    return fastest
+
+
+def measure(
+    generator: keras.Model, probe_shape: tuple[int, ...], repeats: int = REPEATS
+) -> dict[str, float]:
+    """Seconds per call of each path on a random tile of ``probe_shape`` (best of ``repeats``)."""
+    tile = np.random.default_rng(0).random(probe_shape, dtype=np.float32)
+    timings = {}
+    for name, build in CALL_PATHS.items():
+        call = build(generator)
+        call(tile)  # trace / warm up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call(tile)
+            best = min(best, time.perf_counter() - start)
+        timings[name] = best
+    return timings
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _cache_key(generator: keras.Model, probe_shape: tuple[int, ...]) -> str:
+    devices = ",".join(d.name for d in tf.config.list_physical_devices("GPU")) or _cpu_model()
+    layers = ";".join(f"{type(layer).__name__}{layer.output.shape}" for layer in generator.layers)
+    network = hashlib.sha256(layers.encode()).hexdigest()[:16]
+    policy = generator.dtype_policy.name
+    shape = "x".join(map(str, probe_shape))
+    return f"{devices} | tf {tf.__version__} | {policy} | {network} | {shape}"
+
+
+def cache_path() -> Path:
+    """Where measured choices are kept (see the module docstring)."""
+    root = os.environ.get("PAIRSCOPE_CACHE_DIR")
+    if root:
+        return Path(root) / "call_paths.json"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "pairscope" / "call_paths.json"
+
+
+def _read_cache() -> dict[str, str]:
+    try:
+        data = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(key: str, name: str) -> None:
+    """Best effort: a read-only home only means measuring again next time."""
+    data = _read_cache()
+    data[key] = name
+    try:
+        cache_path().parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache_path(), data)
+    except OSError:
+        pass
