@@ -69,9 +69,13 @@ class Stats:
     transport_kinds: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     megabytes: float = 0.0
+    by_route: dict[str, list[float]] = field(default_factory=dict)
 
-    def record(self, started: float, status: int | None, error: str = "") -> None:
-        self.latencies.append(time.perf_counter() - started)
+    def record(self, started: float, status: int | None, error: str = "", route: str = "") -> None:
+        latency = time.perf_counter() - started
+        self.latencies.append(latency)
+        if route:
+            self.by_route.setdefault(route, []).append(latency)
         if status is None:
             self.transport_errors += 1
             self.transport_kinds[error] += 1
@@ -175,7 +179,8 @@ async def closed_loop(
                 started = time.perf_counter()
                 try:
                     response = await request(http, number)  # type: ignore[misc]
-                    stats.record(started, response.status_code)
+                    route = re.sub(r"/\d+", "/{id}", response.request.url.path)
+                    stats.record(started, response.status_code, route=route)
                 except httpx.HTTPError as exc:
                     stats.record(started, None, type(exc).__name__)
                 if think_s:
@@ -429,6 +434,14 @@ def print_table(results: list[tuple[Stats, str]], load: str) -> None:
             f"{stats.quantile_ms(99):.0f} | {stats.server_errors} | {stats.client_errors} | "
             f"{stats.transport_errors} | {target} |"
         )
+    for stats, target in results:
+        if target.startswith("p99"):
+            print(f"\nby route, {stats.name}:\n")
+            print("| route | requests | p50 ms | p99 ms | max ms |")
+            print("|---|---|---|---|---|")
+            for route, times in sorted(stats.by_route.items()):
+                p50, p99, top = (float(np.percentile(times, q)) * 1000 for q in (50, 99, 100))
+                print(f"| {route} | {len(times)} | {p50:.0f} | {p99:.0f} | {top:.0f} |")
     for stats, _ in results:
         if stats.transport_kinds:
             kinds = ", ".join(f"{n} {kind}" for kind, n in stats.transport_kinds.most_common())

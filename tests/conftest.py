@@ -5,6 +5,7 @@ server over HTTP, and real `pairscope` subprocesses."""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from pairscope.testing.processes import POSTGRES_URL, REDIS_URL, moto_server, s3_client
+
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,3 +86,19 @@ def s3_bucket(s3_endpoint: str) -> Iterator[str]:
     for obj in objects:
         client.delete_object(Bucket=name, Key=obj["Key"])
     client.delete_bucket(Bucket=name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the process once pytest is done: the interpreter's own teardown of a run's
+    TensorFlow graphs and arrays (a heap of several GB) took 90 s after the summary, every run.
+    Fixtures have been torn down and the report written by now; the exit status is pytest's."""
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
