@@ -16,16 +16,15 @@ from api.celery_config import PRETRAIN
 from api.dispatch import Dispatcher
 from api.errors import ApiError, field_error
 from api.schemas import PretrainingJobCreate
+from api.services.job_config import job_config, queued_job_fields
 from api.tables import (
     BaseVersion,
     Dataset,
-    JobState,
     ModelVersion,
     Pairing,
     PretrainingJob,
     Principal,
     Split,
-    utcnow,
 )
 from models.base_models import (
     IncompatibleBase,
@@ -33,7 +32,6 @@ from models.base_models import (
     check_compatible,
     generator_overrides,
 )
-from models.config import PRESETS, Config
 
 # a pairing's test fields judge its own versions, so a base never learns them
 PRETRAINING_SPLITS = (Split.train, Split.validation)
@@ -111,24 +109,6 @@ def consenting_sources(session: Session) -> list[PretrainingSource]:
     return sources
 
 
-def _config(preset: str, overrides: dict[str, Any], extra: dict[str, Any]) -> Config:
-    if preset not in PRESETS:
-        raise field_error(
-            "preset", f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}"
-        )
-    for reserved in ("init", "init_sha256"):
-        if reserved in overrides:
-            raise field_error(f"overrides.{reserved}", "give the starting weights as `init`")
-    merged = {**overrides, **extra}
-    try:
-        return Config.preset(preset).with_overrides(merged)
-    except ValueError as exc:  # Config's own validation messages, written for people
-        key = next((k for k in merged if str(k) in str(exc)), None)
-        raise field_error(f"overrides.{key}" if key else "overrides", str(exc)) from exc
-    except TypeError as exc:
-        raise field_error("overrides", "a value has a type the configuration cannot use") from exc
-
-
 def start_pretraining(
     session: Session,
     *,
@@ -151,18 +131,10 @@ def start_pretraining(
     extra["seed"] = request.seed if request.seed is not None else random.randrange(2**31)
     if request.minutes is not None:
         extra["minutes"] = request.minutes
-    config = _config(request.preset, request.overrides, extra)
+    config = job_config(request.preset, request.overrides, extra)
     job = PretrainingJob(
-        preset=request.preset,
-        overrides=request.overrides,
-        config=config.to_dict(),
         recipe=recipe.to_dict(),
-        seed=config.seed,
-        minutes=config.minutes,
-        state=JobState.queued,
-        started_by_id=principal.id,
-        progress={"step": 0, "total": config.steps, "percent": 0.0},
-        dispatched_at=utcnow(),
+        **queued_job_fields(config, principal, request.preset, request.overrides),
     )
     session.add(job)
     session.commit()

@@ -17,9 +17,10 @@ from api.errors import ApiError, field_error
 from api.schemas import TrainingJobCreate
 from api.services.access import require_job_starter
 from api.services.base_versions import resolve_init
+from api.services.job_config import job_config, queued_job_fields
 from api.settings import Settings
 from api.tables import Dataset, JobState, Pairing, PairingStatus, Principal, TrainingJob, utcnow
-from models.config import PRESETS, Config
+from models.config import Config
 
 FINISHED = (JobState.succeeded, JobState.failed, JobState.cancelled)
 
@@ -27,26 +28,12 @@ FINISHED = (JobState.succeeded, JobState.failed, JobState.cancelled)
 def resolve_config(request: TrainingJobCreate, init: dict[str, Any] | None = None) -> Config:
     """The job's Config: preset, overrides, seed and budget, and the starting weights (`init`:
     Config's init keys and the base's architecture, from services/base_versions.py)."""
-    preset, overrides = request.preset, request.overrides
-    if preset not in PRESETS:
-        raise field_error(
-            "preset", f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}"
-        )
-    for reserved in ("init", "init_sha256"):
-        if reserved in overrides:
-            raise field_error(f"overrides.{reserved}", "give the starting weights as `init`")
-    extra = {**overrides, **(init or {})}
+    extra = dict(init or {})
     if request.seed is not None:
         extra["seed"] = request.seed
     if request.minutes is not None:
         extra["minutes"] = request.minutes
-    try:
-        return Config.preset(preset).with_overrides(extra)
-    except ValueError as exc:  # Config's own validation messages, written for people
-        key = next((k for k in extra if str(k) in str(exc)), None)
-        raise field_error(f"overrides.{key}" if key else "overrides", str(exc)) from exc
-    except TypeError as exc:
-        raise field_error("overrides", "a value has a type the configuration cannot use") from exc
+    return job_config(request.preset, request.overrides, extra)
 
 
 def get_job(session: Session, pairing: Pairing, job_id: int) -> TrainingJob:
@@ -80,15 +67,7 @@ def start(
     job = TrainingJob(
         pairing_id=pairing.id,
         dataset_id=dataset.id,
-        preset=request.preset,
-        overrides=request.overrides,
-        config=config.to_dict(),
-        seed=config.seed,
-        minutes=config.minutes,
-        state=JobState.queued,
-        started_by_id=principal.id,
-        progress={"step": 0, "total": config.steps, "percent": 0.0},
-        dispatched_at=utcnow(),
+        **queued_job_fields(config, principal, request.preset, request.overrides),
     )
     session.add(job)
     session.commit()
