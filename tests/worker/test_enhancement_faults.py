@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from api.db import session_scope
 from api.settings import Settings
-from api.tables import EnhancementItem
+from api.tables import EnhancementItem, EnhancementJob, JobState, utcnow
 from models.synthetic import make_pair
 from pairscope.testing import flow
 from pairscope.testing.processes import free_port, running_worker, settings_env, wait_for_http
@@ -31,6 +32,8 @@ from tests.worker.conftest import (
     in_process_service,
     train_and_publish,
 )
+from worker import enhancing, reaper
+from worker.claims import Claim
 
 PAIRSCOPE = [sys.executable, "-m", "pairscope"]
 IMAGES = 4
@@ -241,3 +244,44 @@ def test_serve_interrupted_mid_enhancement_leaves_no_process_and_resumes(
         if serve.poll() is None:
             serve.kill()
     assert _group_is_gone(worker_pid, timeout=5)
+
+
+def test_an_enhancement_that_kills_every_worker_fails_after_its_attempts(
+    published: Published,
+) -> None:
+    """Each claim counts; a worker that dies leaves a stale heartbeat, and the reaper queues the
+    job again only while it has attempts left, then fails it with the reason the API shows. A
+    late redelivery of its message cannot claim it past the limit."""
+    service, net = published.service, published.net
+    settings = service.settings.model_copy(
+        update={"job_max_attempts": 2, "job_stale_after_s": 60.0}
+    )
+    job_id = _request(
+        lambda path, **kw: net.client.post(net.url(path), headers=net.lab, **kw),
+        published.number,
+        seed=300,
+    )
+
+    def dies_mid_job() -> None:
+        """Claimed, its first image taken, then the worker is gone: its heartbeat goes stale."""
+        assert enhancing.claim(service.factory, job_id, settings) == Claim.run
+        with session_scope(service.factory) as session:
+            job = session.get_one(EnhancementJob, job_id)
+            job.items[0].state = JobState.running
+            job.heartbeat_at = utcnow() - timedelta(seconds=120)
+
+    dies_mid_job()
+    assert reaper.reap(service.factory, settings)["requeued"] == {"enhancement_jobs": [job_id]}
+    again = net.client.get(net.url(f"/enhancements/{job_id}"), headers=net.lab).json()
+    assert again["state"] == "queued" and again["attempts"] == 1, again
+    assert {item["state"] for item in again["items"]} == {"queued"}
+
+    dies_mid_job()
+    assert enhancing.claim(service.factory, job_id, settings) == Claim.busy  # late redelivery
+    assert reaper.reap(service.factory, settings)["failed"] == {"enhancement_jobs": [job_id]}
+    body = net.client.get(net.url(f"/enhancements/{job_id}"), headers=net.lab).json()
+    assert body["state"] == "failed" and body["attempts"] == 2, body
+    assert "stopped responding 2 times" in body["reason"], body
+    assert all(item["state"] == "failed" and item["reason"] for item in body["items"])
+    assert enhancing.claim(service.factory, job_id, settings) == Claim.done
+    assert reaper.reap(service.factory, settings) == {"requeued": {}, "failed": {}}
