@@ -30,7 +30,7 @@ from kombu.exceptions import ChannelError
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.celery_config import ALIGN_PAIR, ENHANCE, READINESS_REPORT, TASK_ROUTES, TRAIN
+from api.celery_config import ALIGN_PAIR, ENHANCE, PRETRAIN, READINESS_REPORT, TASK_ROUTES, TRAIN
 from api.db import session_scope
 from api.settings import Settings
 from api.tables import (
@@ -38,6 +38,7 @@ from api.tables import (
     JobState,
     Pair,
     PairStatus,
+    PretrainingJob,
     ReadinessReport,
     TaskState,
     TrainingJob,
@@ -63,6 +64,7 @@ class WaitingWork:
 
 WAITING_WORK = (
     WaitingWork(TRAIN, TrainingJob, TrainingJob.state == JobState.queued),
+    WaitingWork(PRETRAIN, PretrainingJob, PretrainingJob.state == JobState.queued),
     WaitingWork(ENHANCE, EnhancementJob, EnhancementJob.state == JobState.queued),
     WaitingWork(ALIGN_PAIR, Pair, Pair.status == PairStatus.pending),
     WaitingWork(READINESS_REPORT, ReadinessReport, ReadinessReport.state == TaskState.queued),
