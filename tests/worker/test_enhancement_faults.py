@@ -47,9 +47,10 @@ class Published:
     number: int
 
     def worker_settings(self) -> Settings:
-        """The service's own settings, with a short stale limit so that recovery is quick."""
+        """The service's own settings, with a short stale limit so that recovery is quick, and
+        two attempts: the recovery is the last one allowed, and it must still finish."""
         return self.service.settings.model_copy(
-            update={"job_stale_after_s": 3.0, "job_progress_interval_s": 0.3}
+            update={"job_stale_after_s": 3.0, "job_progress_interval_s": 0.3, "job_max_attempts": 2}
         )
 
 
@@ -165,6 +166,7 @@ def test_a_worker_killed_mid_enhancement_is_replaced_and_the_job_finishes_once(
     with running_worker(settings, "infer", tmp_path / "rescue.log", "rescue"):
         done = api.wait(job_id, flow.finished)
     _assert_finished_once(published, job_id, done)
+    assert done["attempts"] == 2, done
     # The images done before the kill were not redone.
     after = _finished_items(published, job_id)
     assert {k: after[k] for k in finished_before} == finished_before
@@ -237,6 +239,7 @@ def test_serve_interrupted_mid_enhancement_leaves_no_process_and_resumes(
             api = NoServerErrors(lambda p: client.get(path(p)))
             done = api.wait(job_id, flow.finished)
         _assert_finished_once(published, job_id, done)
+        assert done["attempts"] == 2, done
         worker_pid = _worker_pid(log)
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=60)
