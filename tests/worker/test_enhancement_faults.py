@@ -172,6 +172,19 @@ def test_a_worker_killed_mid_enhancement_is_replaced_and_the_job_finishes_once(
     assert {k: after[k] for k in finished_before} == finished_before
 
 
+def _group_members(pgid: int) -> list[int]:
+    """The live processes of a process group, found in /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    members.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+    return members
+
+
 def _group_is_gone(pgid: int, timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -225,6 +238,8 @@ def test_serve_interrupted_mid_enhancement_leaves_no_process_and_resumes(
                 lambda p, **kw: client.post(path(p), **kw), published.number, seed=200
             )
             api.wait(job_id, _mid_job)
+        # The worker, its pool process and its embedded beat: what must not outlive serve.
+        assert len(_group_members(worker_pid)) >= 3, _group_members(worker_pid)
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=60)
     finally:
