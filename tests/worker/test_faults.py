@@ -274,11 +274,12 @@ def test_a_replacement_worker_without_beat_resumes_a_killed_workers_job(
 
 def test_stopping_the_served_worker_leaves_none_of_its_processes(tmp_path: Path) -> None:
     """What `serve` does to its worker on the way out: a worker stuck past the grace period
-    (here one that ignores SIGTERM, like a warm shutdown waiting on a long task) is killed with
+    (here one that ignores SIGQUIT and SIGTERM, like a shutdown that hangs) is killed with
     its whole group: no pool process or embedded beat is left behind."""
     script = (
         "import signal, subprocess, sys, time\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGQUIT, signal.SIG_IGN)\n"
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
         "print('up', flush=True)\n"
         "time.sleep(300)\n"
