@@ -642,7 +642,11 @@ class EnhancementJobOut(Orm):
     out_dtype: str = doc("Output pixel type.", "float32")
     ensemble: bool = doc("Whether outputs average flips and rotations.", False)
     state: JobState = doc("Where the job is.", "queued")
+    reason: str | None = doc(
+        "Why the job failed or was queued again (its workers stopped responding).", None
+    )
     worker_host: str | None = doc("The worker running it.", None)
+    attempts: int = doc("How many workers have claimed it.", 1)
     created_at: datetime = doc("When it was queued (UTC).", WHEN)
     finished_at: datetime | None = doc("When it ended.", None)
     items: list[EnhancementItemOut] = doc("One per input image.", [])

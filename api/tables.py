@@ -441,11 +441,14 @@ class EnhancementJob(Base):
     out_dtype: Mapped[str] = mapped_column(String(10))
     ensemble: Mapped[bool] = mapped_column(default=False)
     state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"))
+    reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     requested_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("principals.id", ondelete="SET NULL"), nullable=True
     )
     worker_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -35,14 +35,17 @@ def database_problem(settings: Settings) -> str | None:
 
 
 def stop_process_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
-    """SIGTERM the child's process group (a Celery worker finishes or requeues its tasks), then
-    SIGKILL whatever is left of it after `grace_s`: pool processes and an embedded beat
-    included, so nothing is orphaned. The child must lead its own group (start_new_session)."""
+    """Ask the child to stop (SIGQUIT: a Celery worker's cold shutdown, which stops its pool and
+    embedded beat, hands a running task's message back and exits), then SIGKILL whatever is
+    left of its group after `grace_s`, so nothing is orphaned. The child must lead its own group
+    (start_new_session). SIGTERM to the whole group was slower and could hang: it killed the pool
+    under a worker in warm shutdown, which then waited for a message it had just received, until
+    the SIGKILL lost that message. A job interrupted either way resumes from its stale heartbeat."""
     if process.poll() is not None:
         _signal_group(process.pid, signal.SIGKILL)  # its children may outlive it
         return
-    _signal_group(process.pid, signal.SIGTERM)
     try:
+        process.send_signal(signal.SIGQUIT)
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         pass

@@ -1,5 +1,6 @@
-"""Claiming a job row for this worker, shared by training and pretraining jobs: a message may be
-delivered twice, or again after its worker died, and of the deliveries exactly one may run."""
+"""Claiming a job row for this worker, shared by training, pretraining and enhancement jobs: a
+message may be delivered twice, or again after its worker died, and of the deliveries exactly one
+may run. Each claim counts an attempt, which the reaper (worker/reaper.py) limits."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import session_scope
 from api.settings import Settings
-from api.tables import JobState, PretrainingJob, TrainingJob, utcnow
+from api.tables import EnhancementJob, JobState, PretrainingJob, TrainingJob, utcnow
 
 
 class Claim(Enum):
@@ -23,7 +24,7 @@ class Claim(Enum):
 
 def claim_job(
     factory: sessionmaker[Session],
-    table: type[TrainingJob] | type[PretrainingJob],
+    table: type[TrainingJob] | type[PretrainingJob] | type[EnhancementJob],
     job_id: int,
     settings: Settings,
 ) -> Claim:
@@ -38,7 +39,10 @@ def claim_job(
                 table.id == job_id,
                 or_(
                     table.state == JobState.queued,
-                    (table.state == JobState.running) & (table.heartbeat_at < stale),
+                    # its worker died; one that used up its attempts is the reaper's to fail
+                    (table.state == JobState.running)
+                    & (table.heartbeat_at < stale)
+                    & (table.attempts < settings.job_max_attempts),
                 ),
             )
             .values(

@@ -4,17 +4,16 @@ One failed image does not stop the others."""
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import session_scope
+from api.settings import Settings
 from api.storage import ObjectStore
 from api.tables import EnhancementItem, EnhancementJob, JobState, ModelVersion, Pairing, utcnow
 from models.files import sha256_file
@@ -24,6 +23,7 @@ from models.output_metadata import OutputMetadata
 from models.pixel_grid import to_model_grid
 from models.trust import check_output, unchecked
 from models.trust_maps import trust_name, write_trust_tiff
+from worker.claims import Claim, claim_job
 from worker.devices import prepare_tensorflow
 from worker.heartbeat import heartbeat
 from worker.imaging import enhancement_metadata
@@ -129,19 +129,10 @@ def store_trust(
     item.trust_key, item.trust_sha256 = stored.key, stored.sha256
 
 
-def claim(factory: sessionmaker[Session], job_id: int) -> bool:
-    """Take a queued job (atomically: of two deliveries, one runs it). A running job belongs to
-    its worker; if that worker dies, the reconciler queues the job again once its heartbeat is
-    stale."""
-    now = utcnow()
-    with session_scope(factory) as session:
-        return bool(
-            session.execute(
-                update(EnhancementJob)
-                .where(EnhancementJob.id == job_id, EnhancementJob.state == JobState.queued)
-                .values(state=JobState.running, heartbeat_at=now, worker_host=socket.gethostname())
-            ).rowcount
-        )
+def claim(factory: sessionmaker[Session], job_id: int, settings: Settings) -> Claim:
+    """Take the job if it is queued, or running but unheard of (its worker died): of two
+    deliveries, one runs it, and each claim counts an attempt (worker/claims.py)."""
+    return claim_job(factory, EnhancementJob, job_id, settings)
 
 
 def release(factory: sessionmaker[Session], job_id: int) -> None:
@@ -151,7 +142,8 @@ def release(factory: sessionmaker[Session], job_id: int) -> None:
         with session_scope(factory) as session:
             job = session.get(EnhancementJob, job_id)
             if job is not None and job.state == JobState.running:
-                job.state = JobState.queued
+                # the store or database failed, not the job: this claim does not count
+                job.state, job.attempts = JobState.queued, max(0, job.attempts - 1)
                 for item in job.items:
                     if item.state == JobState.running:
                         item.state = JobState.queued
@@ -160,12 +152,12 @@ def release(factory: sessionmaker[Session], job_id: int) -> None:
 
 
 def run(
-    factory: sessionmaker[Session], store: ObjectStore, job_id: int, heartbeat_s: float
+    factory: sessionmaker[Session], store: ObjectStore, settings: Settings, job_id: int
 ) -> dict[str, Any]:
-    if not claim(factory, job_id):
+    if claim(factory, job_id, settings) != Claim.run:
         return {"job_id": job_id, "skipped": "finished, gone or taken by another worker"}
     try:
-        with heartbeat(factory, EnhancementJob, job_id, heartbeat_s):
+        with heartbeat(factory, EnhancementJob, job_id, settings.job_progress_interval_s):
             return _enhance_claimed(factory, store, job_id)
     except TRANSIENT_ERRORS:
         release(factory, job_id)

@@ -4,8 +4,9 @@ since the request counts), read them hash-checked, train the single-channel base
 (models/pretraining.py) and record it with its lineage. Each stage is a function of its own so
 a test can run them one by one without Celery.
 
-Not yet: cancelling a pretraining job, resuming one from a checkpoint, and the reconciler's
-re-sending of a lost message (a pretraining job whose message was lost stays queued)."""
+A lost message is sent again by the reconciler (worker/reconciler.py), and a job whose worker died
+is queued again by the reaper (worker/reaper.py), as for training jobs. Not yet: cancelling a
+pretraining job, and resuming one from a checkpoint (a requeued job starts again)."""
 
 from __future__ import annotations
 

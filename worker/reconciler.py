@@ -8,9 +8,9 @@ sent again:
 * a row that was never sent (`dispatched_at` empty) is sent at once;
 * a row still waiting `PAIRSCOPE_DISPATCH_GRACE_S` after it was sent is sent again, but only
   when its queue is empty: a waiting message would still be ahead of it in a busy queue;
-* a running training job or enhancement whose heartbeat is older than
-  `PAIRSCOPE_JOB_STALE_AFTER_S` (its worker died) is put back in the queue (training jobs:
-  `worker/reaper.py`, which also fails one that exhausted its attempts) and sent.
+* a running training, pretraining or enhancement job whose heartbeat is older than
+  `PAIRSCOPE_JOB_STALE_AFTER_S` (its worker died) is put back in the queue by
+  `worker/reaper.py` (which fails one that used up its attempts) and sent.
 
 Each send is preceded by a conditional UPDATE of `dispatched_at`, so of two workers sweeping at
 once only one sends a row. The tasks are idempotent (they claim their row), so a duplicate is
@@ -30,7 +30,7 @@ from kombu.exceptions import ChannelError
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.celery_config import ALIGN_PAIR, ENHANCE, READINESS_REPORT, TASK_ROUTES, TRAIN
+from api.celery_config import ALIGN_PAIR, ENHANCE, PRETRAIN, READINESS_REPORT, TASK_ROUTES, TRAIN
 from api.db import session_scope
 from api.settings import Settings
 from api.tables import (
@@ -38,6 +38,7 @@ from api.tables import (
     JobState,
     Pair,
     PairStatus,
+    PretrainingJob,
     ReadinessReport,
     TaskState,
     TrainingJob,
@@ -63,6 +64,7 @@ class WaitingWork:
 
 WAITING_WORK = (
     WaitingWork(TRAIN, TrainingJob, TrainingJob.state == JobState.queued),
+    WaitingWork(PRETRAIN, PretrainingJob, PretrainingJob.state == JobState.queued),
     WaitingWork(ENHANCE, EnhancementJob, EnhancementJob.state == JobState.queued),
     WaitingWork(ALIGN_PAIR, Pair, Pair.status == PairStatus.pending),
     WaitingWork(READINESS_REPORT, ReadinessReport, ReadinessReport.state == TaskState.queued),
@@ -72,7 +74,6 @@ WAITING_WORK = (
 def reconcile(factory: sessionmaker[Session], settings: Settings, app: Celery) -> dict[str, Any]:
     """Requeue work whose worker died, then send every waiting row that is due."""
     reaped = reaper.reap(factory, settings)
-    requeued = requeue_stale_enhancements(factory, settings)
     sent: dict[str, list[int]] = {}
     for work in WAITING_WORK:
         ids = send_due(factory, settings, app, work)
@@ -80,31 +81,7 @@ def reconcile(factory: sessionmaker[Session], settings: Settings, app: Celery) -
             sent[work.task] = ids
     if sent:
         logger.warning("re-sent waiting work: %s", sent)
-    return {**reaped, "enhancements_requeued": requeued, "sent": sent}
-
-
-def requeue_stale_enhancements(factory: sessionmaker[Session], settings: Settings) -> list[int]:
-    """A running enhancement unheard of for the stale limit goes back to the queue; the images
-    it finished stay finished."""
-    cutoff = utcnow() - timedelta(seconds=settings.job_stale_after_s)
-    with session_scope(factory) as session:
-        stale = session.scalars(
-            select(EnhancementJob)
-            .where(
-                EnhancementJob.state == JobState.running,
-                or_(EnhancementJob.heartbeat_at < cutoff, EnhancementJob.heartbeat_at.is_(None)),
-            )
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job in stale:
-            job.state, job.dispatched_at = JobState.queued, None
-            for item in job.items:
-                if item.state == JobState.running:
-                    item.state = JobState.queued
-        ids = [job.id for job in stale]
-    if ids:
-        logger.warning("enhancements whose worker went silent are queued again: %s", ids)
-    return ids
+    return {**reaped, "sent": sent}
 
 
 def send_due(

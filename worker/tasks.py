@@ -90,10 +90,7 @@ def pretrain(job_id: int) -> dict[str, Any]:
 @app.task(name=ENHANCE, acks_late=True, **RETRY_ON_TRANSIENT)
 def enhance(job_id: int) -> dict[str, Any]:
     """Enhance every image of one job that has no result yet."""
-    settings = get_settings()
-    return enhancing.run(
-        session_factory(), object_store(), job_id, settings.job_progress_interval_s
-    )
+    return enhancing.run(session_factory(), object_store(), get_settings(), job_id)
 
 
 @app.task(name=REAP_STALE_JOBS)

@@ -23,7 +23,7 @@ from api.main import create_app
 from api.migrate import upgrade
 from api.settings import Settings
 from api.storage import make_store
-from api.tables import Pair, Role
+from api.tables import Pair, PretrainingJob, Role
 from pairscope.server_processes import stop_process_group
 from pairscope.testing import flow
 from pairscope.testing.flow import make_key
@@ -102,6 +102,43 @@ def test_a_message_lost_with_redis_is_sent_again_by_any_worker(
         with running_worker(settings, "default", tmp_path / "worker.log"):
             done = _wait_report(client, net, report["id"])
     assert done["state"] == "succeeded", done
+
+
+def test_a_lost_pretraining_message_is_sent_again_and_the_job_runs_once(
+    tmp_path: Path, postgres_schema_url, redis_db_url: str
+) -> None:
+    """Pretraining jobs are waiting work like any other: the row is queued, its message lost
+    with Redis; a worker on the train queue (without beat) re-sends it and makes one base."""
+    settings = _settings(tmp_path, postgres_schema_url(), redis_db_url, dispatch_grace_s=1)
+    upgrade(settings)
+    _, admin_key = make_key(settings, "Operations", Role.admin)
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/api/v1/base-models/jobs",
+            headers=admin,
+            json={
+                "preset": "tiny",
+                "overrides": {"steps": 4, "val_every": 2, "patch_size": 32},
+                "synthetic": {"fields": 2, "shape": [64, 64], "seed": 2},
+            },
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        redis.Redis.from_url(redis_db_url).flushdb()
+        time.sleep(1.5)
+        path = f"/api/v1/base-models/jobs/{job_id}"
+        with running_worker(settings, "train", tmp_path / "worker.log"):
+            deadline = time.monotonic() + 120
+            while (job := client.get(path, headers=admin).json())["state"] in ("queued", "running"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.3)
+        bases = client.get("/api/v1/base-models", headers=admin).json()
+    assert job["state"] == "succeeded", job
+    assert job["base"] == 1 and bases["total"] == 1
+    factory = make_session_factory(make_engine(settings))
+    with session_scope(factory) as session:
+        assert session.get_one(PretrainingJob, job_id).attempts == 1
 
 
 def test_a_task_that_meets_a_stopped_database_is_retried_not_lost(
@@ -237,11 +274,12 @@ def test_a_replacement_worker_without_beat_resumes_a_killed_workers_job(
 
 def test_stopping_the_served_worker_leaves_none_of_its_processes(tmp_path: Path) -> None:
     """What `serve` does to its worker on the way out: a worker stuck past the grace period
-    (here one that ignores SIGTERM, like a warm shutdown waiting on a long task) is killed with
+    (here one that ignores SIGQUIT and SIGTERM, like a shutdown that hangs) is killed with
     its whole group: no pool process or embedded beat is left behind."""
     script = (
         "import signal, subprocess, sys, time\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGQUIT, signal.SIG_IGN)\n"
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
         "print('up', flush=True)\n"
         "time.sleep(300)\n"

@@ -106,7 +106,8 @@ def _enhance(published: Published, name: str, image: np.ndarray, tmp_path: Path)
     )
     assert response.status_code == 202, response.text
     job = response.json()
-    done = enhancing.run(published.factory, published.store, job["id"], heartbeat_s=5)
+    settings = published.settings.model_copy(update={"job_progress_interval_s": 5.0})
+    done = enhancing.run(published.factory, published.store, settings, job["id"])
     assert done["state"] == "succeeded", done
     item = published.get(f"/enhancements/{job['id']}").json()["items"][0]
     assert item["state"] == "succeeded", item

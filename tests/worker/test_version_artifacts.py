@@ -253,7 +253,8 @@ def _enhance(published: Published, name: str, data: bytes):  # type: ignore[no-u
 
 def _run_enhancement(published: Published, job: dict, tmp_path: Path) -> tuple[dict, np.ndarray]:
     """The worker's enhancement of the job, then its one item and its output as read back."""
-    done = enhancing.run(published.factory, published.store, job["id"], heartbeat_s=5)
+    settings = published.settings.model_copy(update={"job_progress_interval_s": 5.0})
+    done = enhancing.run(published.factory, published.store, settings, job["id"])
     assert done["state"] == "succeeded", done
     body = published.get(f"/enhancements/{job['id']}").json()
     item = body["items"][0]
