@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-size", type=int, default=4096, help="in-memory image side")
     ap.add_argument("--onnx-size", type=int, default=2048, help="ONNX/TF tile side")
     ap.add_argument("--precision", default="auto", help="of the zarr and memory runs")
-    ap.add_argument("--block", type=int, default=None, help="block side (default tile_size)")
+    ap.add_argument("--block", type=int, default=None, help="block side (default 1280)")
     ap.add_argument("--repeats", type=int, default=2, help="ONNX/TF timings: best of")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: the system's)")
     ap.add_argument("--json", default=None)
