@@ -36,10 +36,10 @@ def _round_up(v: int, m: int) -> int:
 
 
 FLOAT_BINS = 1 << 20
-# The largest region (block plus halo, pixels a side) predicted by default. A region's network
-# activations dominate peak memory: a 1568² region (the in-memory path's tile on a 4096² image)
-# keeps `pairscope enhance` on a 16384² OME-Zarr under 2 GB RSS with cpu-small; a 1824² one did
-# not (2063 MB, docs/benchmarks.md).
+# The largest region (block plus halo, pixels a side) predicted by default: a region's network
+# activations set the peak memory. With a 1568² region (the in-memory path's tile on a 4096²
+# image) `pairscope enhance` on a 16384² OME-Zarr peaked at 2025 MiB with cpu-small, with a
+# 1824² one at 2063 MiB (docs/benchmarks.md).
 DEFAULT_REGION = 1568
 
 
