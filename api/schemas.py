@@ -554,6 +554,11 @@ class EnhanceByIds(BaseModel):
     version: DbInt | None = doc("The version to use; default: the production alias.", None, None)
     out_dtype: str = doc("`float32` or `uint16` output.", "float32", "float32")
     ensemble: bool = doc("Average over flips and rotations (slower, smoother).", False, False)
+    format: str = doc(
+        "`ome-tiff`, or `ome-zarr` (an NGFF 0.4 store with a pyramid, downloaded as one zip).",
+        "ome-tiff",
+        "ome-tiff",
+    )
 
 
 class PixelSizeOut(BaseModel):
@@ -641,6 +646,9 @@ class EnhancementJobOut(Orm):
     version: int = doc("The model version number used.", 2, 0)
     out_dtype: str = doc("Output pixel type.", "float32")
     ensemble: bool = doc("Whether outputs average flips and rotations.", False)
+    format: str = doc(
+        "`ome-tiff` or `ome-zarr` (zipped store).", "ome-tiff", validation_alias="output_format"
+    )
     state: JobState = doc("Where the job is.", "queued")
     reason: str | None = doc(
         "Why the job failed or was queued again (its workers stopped responding).", None

@@ -440,6 +440,10 @@ class EnhancementJob(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
     out_dtype: Mapped[str] = mapped_column(String(10))
     ensemble: Mapped[bool] = mapped_column(default=False)
+    # ome-tiff, or ome-zarr: a zipped NGFF store (api/services/enhancement_requests.py)
+    output_format: Mapped[str] = mapped_column(
+        String(10), default="ome-tiff", server_default="ome-tiff"
+    )
     state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"))
     reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     requested_by_id: Mapped[int | None] = mapped_column(

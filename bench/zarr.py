@@ -3,8 +3,9 @@
 Measures, in one run, each part in its own process (so each peak RSS is its own):
 
 1. ``zarr``: a ``--size``² × 3 uint16 OME-Zarr, synthesised chunk by chunk (never whole in
-   memory), enhanced to OME-Zarr by :func:`models.cli_science.enhance` (percentile pass, blocks
-   with halo, pyramid, metadata, rename): MPix/s and peak RSS;
+   memory, in a process of its own), enhanced to OME-Zarr by
+   :func:`models.cli_science.enhance` (percentile pass, blocks with halo, pyramid, metadata,
+   rename): MPix/s and peak RSS;
 2. ``memory``: the in-memory path on a ``--memory-size``² × 3 uint16 image, the same model:
    file to file (TIFF → :func:`enhance` → OME-TIFF) and ``EnhancementModel.predict`` alone;
 3. ``onnx``: the model's ONNX export (tf2onnx, as ``pairscope export`` writes it) under
@@ -87,16 +88,19 @@ def child_zarr(a) -> dict:
     from models.cli_science import enhance
 
     root = tempfile.mkdtemp(prefix="bench-zarr-", dir=a.workdir)
+    source = os.path.join(root, "in.ome.zarr")
     try:
         t = time.perf_counter()
-        _synthesise_zarr(os.path.join(root, "in.ome.zarr"), a.size)
+        # in a process of its own, so that the peak RSS measured here is the enhancement's
+        code = f"from bench.zarr import _synthesise_zarr; _synthesise_zarr({source!r}, {a.size})"
+        subprocess.run([sys.executable, "-c", code], check=True)
         synth_s = time.perf_counter() - t
         model, path = _model(root, a.precision)
         rss_model = _peak_rss_mb()
         t = time.perf_counter()
         enhance(
             path,
-            os.path.join(root, "in.ome.zarr"),
+            source,
             os.path.join(root, "out.ome.zarr"),
             model=model,
             block=a.block,
@@ -237,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-size", type=int, default=4096, help="in-memory image side")
     ap.add_argument("--onnx-size", type=int, default=2048, help="ONNX/TF tile side")
     ap.add_argument("--precision", default="auto", help="of the zarr and memory runs")
-    ap.add_argument("--block", type=int, default=None, help="block side (default tile_size)")
+    ap.add_argument("--block", type=int, default=None, help="block side (default 1280)")
     ap.add_argument("--repeats", type=int, default=2, help="ONNX/TF timings: best of")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: the system's)")
     ap.add_argument("--json", default=None)

@@ -36,6 +36,11 @@ def _round_up(v: int, m: int) -> int:
 
 
 FLOAT_BINS = 1 << 20
+# The largest region (block plus halo, pixels a side) predicted by default: a region's network
+# activations set the peak memory. With a 1568² region (the in-memory path's tile on a 4096²
+# image) `pairscope enhance` on a 16384² OME-Zarr peaked at 2025 MiB with cpu-small, with a
+# 1824² one at 2063 MiB (docs/benchmarks.md).
+DEFAULT_REGION = 1568
 
 
 def _read(source, index: tuple) -> np.ndarray:
@@ -120,8 +125,8 @@ def enhance_lazily(
     block by block; nothing is predicted until the result's blocks are computed.
 
     ``block``: the side of an output block, rounded down to a multiple of the network's
-    ``multiple`` (default: the config's ``tile_size`` less twice the halo, so a block and its
-    halo are one tile of the largest size the config predicts; 1760 for ``cpu-small``).
+    ``multiple`` (default: :data:`DEFAULT_REGION`, or the config's ``tile_size`` if smaller, less
+    twice the halo, so memory stays bounded; 1280 for ``cpu-small``).
     ``progress(1)`` is called after every block.
     """
     import dask.array as da
@@ -142,8 +147,8 @@ def enhance_lazily(
         )
     margin = receptive_field_margin(c)
     halo = _round_up(margin, c.multiple)
-    if block is None:  # a region (block + halo) as large as the config's largest tile
-        block = c.tile_size - 2 * halo
+    if block is None:  # a region (block + halo) no larger than memory allows
+        block = min(c.tile_size, DEFAULT_REGION) - 2 * halo
     block = max(c.multiple, (int(block) // c.multiple) * c.multiple)
     planes = source if axes == "ZCYX" else source[None]
     n_z, _, h, w = planes.shape

@@ -383,8 +383,8 @@ def enhance(
     average the 8 flips / rotations (8× slower, slightly better). ``model``: the model already
     loaded from ``model_path`` (:func:`enhance_files` loads it once for many inputs).
     ``output_format``: ``ome-tiff`` or ``ome-zarr`` (default: by the output's suffix). An
-    OME-Zarr input or output is enhanced block by block (``block`` pixels a side, default the
-    model's tile size; :mod:`models.chunked_predict`): with both, the image is never whole in
+    OME-Zarr input or output is enhanced block by block (``block`` pixels a side, default 1280 for
+    ``cpu-small``; :mod:`models.chunked_predict`): with both, the image is never whole in
     memory. A TIFF is read whole, and an OME-TIFF output is assembled whole before writing.
     ``consistency_path`` / ``uncertainty_path``: where to write the output's trust maps (an
     OME-TIFF of named channels, models/trust_maps.py; TIFF in, OME-TIFF out); then returns the

@@ -11,7 +11,10 @@ the metadata the OME-TIFF writer records: channel names and colours (omero, with
 window the caller gives), pixel sizes as each level's ``scale`` in micrometres, and under the
 root attribute ``pairscope`` the image name, acquisition date, channels with fluorophores and
 wavelengths, objective and provenance. The store is written in a temporary folder beside the
-destination and renamed onto it at the end: on failure nothing is left there. Blocks are
+destination and renamed onto it at the end: on failure nothing is left there.
+:func:`write_ome_zarr_zip` writes the same store as one zip file (uncompressed entries, the
+store's root at the zip's root), the form the service delivers: Zarr's ``ZipStore`` and
+ngff-zarr open it without unpacking. Blocks are
 computed one at a time (dask's synchronous scheduler): the network already uses every core,
 and memory stays bounded by one block.
 """
@@ -22,6 +25,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ from .image_io import DTYPES, MIN_SIZE, ImageInfo, InvalidImage
 from .output_metadata import OutputMetadata
 
 NGFF_VERSION = "0.4"
+ZARR_ZIP_SUFFIX = ".ome.zarr.zip"
 CHUNK = 1024
 SMALLEST_LEVEL = 256  # pixels along the longer side of the pyramid's last level
 ATTRIBUTE = "pairscope"
@@ -262,3 +267,22 @@ def read_pairscope_attributes(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     attributes = nz.from_ome_zarr(os.fspath(path)).root_attributes or {}
     return dict(attributes.get(ATTRIBUTE) or {})
+
+
+def write_ome_zarr_zip(
+    path: str | os.PathLike[str],
+    data,
+    axes: str,
+    metadata: OutputMetadata,
+    window: tuple[np.ndarray, np.ndarray] | None = None,
+) -> str:
+    """:func:`write_ome_zarr`, then the store zipped into ``path`` (ZIP_STORED: the chunks are
+    already compressed, and stored entries can be read in place). Returns the path."""
+    import ngff_zarr as nz
+
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".tmp-zip-") as folder:
+        store = write_ome_zarr(os.path.join(folder, "image.ome.zarr"), data, axes, metadata, window)
+        nz.write_store_to_zip(store, path, version=NGFF_VERSION, compression=zipfile.ZIP_STORED)
+    return path

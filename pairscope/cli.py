@@ -495,6 +495,7 @@ def cmd_enhance_remote(args: argparse.Namespace) -> int:
             args.version,
             args.dtype,
             args.ensemble,
+            output_format=args.format,
         )
         if job is None:
             return 130
@@ -901,12 +902,14 @@ pairscope rollback --pairing 1 --alias staging
         "enhance TIFF files or folders on the service, download results",
         """
 All inputs go up in one request; a worker enhances them with the pairing's production
-version (or --version) and each result is downloaded as <stem>_enhanced.ome.tif. Results
-already computed are reused. Exit 1 when some image failed (each is named with its reason).
+version (or --version) and each result is downloaded as <stem>_enhanced.ome.tif (with
+--format ome-zarr: <stem>_enhanced.ome.zarr.zip, an OME-Zarr store zipped). Results already
+computed are reused. Exit 1 when some image failed (each is named with its reason).
 """,
         """
 pairscope enhance-remote --pairing 1 --out enhanced/ new-fields/
 pairscope enhance-remote --pairing 1 --version 3 --dtype uint16 --ensemble --out out/ a.tif b.tif
+pairscope enhance-remote --pairing 1 --format ome-zarr --out enhanced/ big-field.tif
 """,
     )
     pairing_option(remote)
@@ -917,8 +920,14 @@ pairscope enhance-remote --pairing 1 --version 3 --dtype uint16 --ensemble --out
         "--dtype", choices=["float32", "uint16"], default="float32", help="output pixel type"
     )
     remote.add_argument("--ensemble", action="store_true", help="average the 8 flips/rotations")
+    remote.add_argument(
+        "--format",
+        choices=["ome-tiff", "ome-zarr"],
+        default="ome-tiff",
+        help="output file: OME-TIFF, or an OME-Zarr store (NGFF 0.4, pyramid) zipped",
+    )
     remote.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF files or folders")
-    remote.add_argument("--out", required=True, help="folder for <stem>_enhanced.ome.tif")
+    remote.add_argument("--out", required=True, help="folder for the <stem>_enhanced outputs")
     client_options(remote)
     remote.set_defaults(func=cmd_enhance_remote)
 

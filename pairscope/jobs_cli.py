@@ -382,14 +382,21 @@ def enhance_remote(
     out_dtype: str = "float32",
     ensemble: bool = False,
     say: Say = _say,
+    output_format: str = "ome-tiff",
 ) -> tuple[dict[str, Any] | None, dict[str, Path], dict[str, str]]:
-    """Upload the inputs in one request, follow the job, download each output to `out_dir`.
+    """Upload the inputs in one request, follow the job, download each output to `out_dir`
+    (``<stem>_enhanced.ome.tif``, or for ``ome-zarr`` the zipped store
+    ``<stem>_enhanced.ome.zarr.zip``).
 
     Returns the finished job (None when following was interrupted), the written outputs by
     input filename, and the failures by input filename."""
     files = collect_tiffs(inputs)
     output_folder(out_dir)
-    data = {"out_dtype": out_dtype, "ensemble": "true" if ensemble else "false"}
+    data = {
+        "out_dtype": out_dtype,
+        "ensemble": "true" if ensemble else "false",
+        "format": output_format,
+    }
     if version is not None:
         data["version"] = str(version)
     total = sum(p.stat().st_size for p in files)
@@ -404,7 +411,7 @@ def enhance_remote(
         job = client.post(f"/pairings/{pairing}/enhancements", files=parts, data=data)
     say(
         f"enhancement {job['id']}: {len(files)} image(s) with version {job['version']} "
-        f"({out_dtype}{', ensemble' if ensemble else ''})"
+        f"({out_dtype}{', ensemble' if ensemble else ''}, {output_format})"
     )
     try:
         job = wait_enhancement(client, pairing, job)
@@ -420,7 +427,9 @@ def enhance_remote(
         if item["state"] != "succeeded":
             failed[item["filename"]] = item.get("reason") or item["state"]
             continue
-        dest = out_dir / output_name(item["filename"])
+        dest = out_dir / output_name(item["filename"], output_format)
+        if output_format == "ome-zarr":
+            dest = dest.with_name(dest.name + ".zip")  # the service sends the store zipped
         client.download(
             f"/pairings/{pairing}/enhancements/{job['id']}/items/{item['id']}/output", dest
         )

@@ -1,6 +1,6 @@
 """An enhancement job: each input through the version's generator (tiled, Z plane by plane),
-written as an OME-TIFF with its channels, pixel size, objective and provenance, plus a preview.
-One failed image does not stop the others."""
+written as an OME-TIFF (or, as the job asks, a zipped OME-Zarr store) with its channels, pixel
+size, objective and provenance, plus a preview. One failed image does not stop the others."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from api.tables import EnhancementItem, EnhancementJob, JobState, ModelVersion, 
 from models.files import sha256_file
 from models.image_io import read_image
 from models.ome_tiff import write_ome_tiff
+from models.ome_zarr import ZARR_ZIP_SUFFIX, write_ome_zarr_zip
 from models.output_metadata import OutputMetadata
 from models.pixel_grid import to_model_grid
 from models.trust import check_output, unchecked
@@ -33,6 +34,7 @@ from worker.transient import TRANSIENT_ERRORS
 
 _MODELS: OrderedDict[int, Any] = OrderedDict()
 MODEL_CACHE = 2
+OUTPUT_SUFFIXES = {"ome-tiff": ".ome.tif", "ome-zarr": ZARR_ZIP_SUFFIX}  # by the job's format
 
 
 def load_version(store: ObjectStore, version: ModelVersion) -> Any:
@@ -80,23 +82,37 @@ def enhance_item(
         precision=model.policy,
         model_id=model.metadata.get("id"),
     )
-    target = folder / f"out-{item.id}.ome.tif"
+    suffix = OUTPUT_SUFFIXES[job.output_format]
+    target = write_output(folder / f"out-{item.id}{suffix}", output, info.axes, metadata)
+    base = f"pairings/{pairing.id}/enhancements/{job.id}/{item.id}"
+    stored = store.put_file(base + suffix, target, sha256_file(target))
+    pixel_um = plan.get("output_um") or item.pixel_size_um
+    trust_base = f"{base}.ome.tif"  # the trust maps are an OME-TIFF whatever the output's format
+    store_trust(
+        store, model, image, output, info.axes, pixel_um, metadata, item, trust_base, folder
+    )
+    emission = [c.emission_nm for c in pairing.lq_microscope.channels]
+    preview = side_by_side_png([image, output.astype(np.float32)], emission)
+    item.preview_key = put_bytes(store, f"{base}-preview.png", preview).key
+    item.output_key, item.output_sha256, item.output_size = stored.key, stored.sha256, stored.size
+
+
+def write_output(target: Path, output: np.ndarray, axes: str, metadata: OutputMetadata) -> Path:
+    """The output in the format its name says: an OME-TIFF, or an NGFF store with a pyramid,
+    zipped (its display window the output's 0.1–99.9th percentiles per channel)."""
+    if target.name.endswith(ZARR_ZIP_SUFFIX):
+        c = axes.index("C")
+        per_channel = np.moveaxis(output, c, 0).reshape(output.shape[c], -1)
+        low, high = np.percentile(per_channel, (0.1, 99.9), axis=1)
+        return Path(write_ome_zarr_zip(target, output, axes, metadata, window=(low, high)))
     write_ome_tiff(
         target,
         output,
-        info.axes,
+        axes,
         metadata,
         compression=None,  # float outputs barely compress; writing them plain is much faster
     )
-    digest = sha256_file(target)
-    key = f"pairings/{pairing.id}/enhancements/{job.id}/{item.id}.ome.tif"
-    stored = store.put_file(key, target, digest)
-    pixel_um = plan.get("output_um") or item.pixel_size_um
-    store_trust(store, model, image, output, info.axes, pixel_um, metadata, item, key, folder)
-    emission = [c.emission_nm for c in pairing.lq_microscope.channels]
-    preview = side_by_side_png([image, output.astype(np.float32)], emission)
-    item.preview_key = put_bytes(store, key.replace(".ome.tif", "-preview.png"), preview).key
-    item.output_key, item.output_sha256, item.output_size = stored.key, stored.sha256, stored.size
+    return target
 
 
 def store_trust(

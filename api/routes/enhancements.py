@@ -26,9 +26,10 @@ from api.pagination import paginate
 from api.params import DB_INT_MAX, Offset, PathInt
 from api.schemas import EnhanceByIds, EnhancementJobOut, Page
 from api.services import access, enhancement_requests
-from api.services.enhancement_requests import ENHANCE_ACTION, EnhancementOrder
+from api.services.enhancement_requests import ENHANCE_ACTION, OUTPUT_FORMATS, EnhancementOrder
 from api.tables import EnhancementItem, EnhancementJob, ModelVersion
 from api.upload_stream import receive_files
+from models.ome_zarr import ZARR_ZIP_SUFFIX
 
 router = APIRouter(
     prefix="/pairings/{pairing_id}/enhancements", tags=["enhancements"], responses=PAIRING_SCOPED
@@ -50,6 +51,11 @@ REQUEST_BODY = {
                         },
                         "out_dtype": {"type": "string", "enum": ["float32", "uint16"]},
                         "ensemble": {"type": "boolean"},
+                        "format": {
+                            "type": "string",
+                            "enum": list(OUTPUT_FORMATS),
+                            "description": "default: ome-tiff; ome-zarr: a zipped NGFF store",
+                        },
                     },
                 }
             },
@@ -57,6 +63,10 @@ REQUEST_BODY = {
         },
     }
 }
+
+
+OUTPUT_BODY = file_body("image/tiff", "An OME-TIFF, or a zipped OME-Zarr store (format ome-zarr).")
+OUTPUT_BODY[200]["content"].update(file_body("application/zip", "")[200]["content"])
 
 
 def _out(session: SessionDep, job: EnhancementJob) -> EnhancementJobOut:
@@ -93,6 +103,7 @@ async def _read_order(request: Request, settings: SettingsDep) -> EnhancementOrd
             version=body.version,
             out_dtype=body.out_dtype,
             ensemble=body.ensemble,
+            output_format=body.format,
             image_ids=body.image_ids,
         )
     try:
@@ -110,6 +121,7 @@ async def _read_order(request: Request, settings: SettingsDep) -> EnhancementOrd
             version=_form_int(fields, "version"),
             out_dtype=fields.get("out_dtype", "float32"),
             ensemble=fields.get("ensemble", "false").lower() in ("1", "true", "yes"),
+            output_format=fields.get("format", "ome-tiff").strip() or "ome-tiff",
             uploads=uploads,
         )
     except BaseException:
@@ -189,7 +201,7 @@ def _stem(filename: str) -> str:
     "/{job_id}/items/{item_id}/output",
     response_class=StreamingResponse,
     summary="Download an enhanced image",
-    responses={**file_body("image/tiff", "An OME-TIFF."), **FORBIDDEN, **CONFLICT},
+    responses={**OUTPUT_BODY, **FORBIDDEN, **CONFLICT},
 )
 def download_output(
     pairing: PairingDep,
@@ -199,7 +211,9 @@ def download_output(
     principal: PrincipalDep,
     store: StoreDep,
 ) -> StreamingResponse:
-    """The enhanced image: an OME-TIFF with its pixel size and provenance."""
+    """The enhanced image with its pixel size and provenance: an OME-TIFF, or for format
+    ``ome-zarr`` the NGFF store zipped (uncompressed entries, the store's root at the zip's root:
+    readable as a Zarr ZipStore), ``<stem>_enhanced.ome.zarr.zip``."""
     item = _item(session, principal, pairing, job_id, item_id)
     if item.output_key is None:
         raise ApiError(
@@ -208,11 +222,15 @@ def download_output(
             f"item {item_id} has no output ({item.state.value}"
             f"{': ' + item.reason if item.reason else ''})",
         )
+    if item.output_key.endswith(ZARR_ZIP_SUFFIX):
+        media_type, suffix = "application/zip", ZARR_ZIP_SUFFIX
+    else:
+        media_type, suffix = "image/tiff", ".ome.tif"
     return download(
         store,
         item.output_key,
-        media_type="image/tiff",
-        filename=f"{_stem(item.filename)}_enhanced.ome.tif",
+        media_type=media_type,
+        filename=f"{_stem(item.filename)}_enhanced{suffix}",
     )
 
 

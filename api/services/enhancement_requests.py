@@ -1,8 +1,9 @@
 """Enhancement requests: wide-field images in (uploaded now or already stored), a version's
-generator applied by an `infer` worker, OME-TIFFs out. Inputs are checked exactly as LQ uploads
-are, all before anything is stored; a known input with the same version and parameters gets the
-stored result back instead of a new computation. Each input's pixel size is checked against
-the version's (models/pixel_grid.py): resampled onto its grid by the worker, or refused here."""
+generator applied by an `infer` worker, OME-TIFFs out (or zipped OME-Zarr stores, as asked).
+Inputs are checked exactly as LQ uploads are, all before anything is stored; a known input with
+the same version and parameters (format included) gets the stored result back instead of a new
+computation. Each input's pixel size is checked against the version's (models/pixel_grid.py):
+resampled onto its grid by the worker, or refused here."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from models.pixel_grid import PixelSizePlan, PixelSizeRefused, plan_pixel_size
 
 ENHANCE_ACTION = "enhance images and read the results"
 OUT_DTYPES = ("float32", "uint16")
+OUTPUT_FORMATS = ("ome-tiff", "ome-zarr")  # ome-zarr: an NGFF 0.4 store, zipped
 
 
 def choose_version(session: Session, pairing: Pairing, number: int | None) -> ModelVersion:
@@ -59,8 +61,11 @@ def cache_key(
     out_dtype: str,
     ensemble: bool,
     plan: PixelSizePlan | None = None,
+    output_format: str = "ome-tiff",
 ) -> str:
     text = f"{input_sha256}|{version.weights_sha256}|{out_dtype}|{int(ensemble)}"
+    if output_format != "ome-tiff":  # another file from the same pixels; OME-TIFF keys unchanged
+        text += f"|{output_format}"
     if plan is not None and plan.resampled:  # results made before inputs were resampled differ
         text += f"|grid {plan.model_um:.6g} from {plan.input_um:.6g}"
     return hashlib.sha256(text.encode()).hexdigest()
@@ -74,6 +79,7 @@ class EnhancementOrder:
     version: int | None = None
     out_dtype: str = "float32"
     ensemble: bool = False
+    output_format: str = "ome-tiff"
     uploads: list[ReceivedFile] = field(default_factory=list)
     image_ids: list[int] = field(default_factory=list)
 
@@ -149,6 +155,12 @@ def create(
     require_lq_side(principal, pairing, ENHANCE_ACTION)
     if order.out_dtype not in OUT_DTYPES:
         raise field_error("out_dtype", f"must be one of {', '.join(OUT_DTYPES)}")
+    if order.output_format not in OUTPUT_FORMATS:
+        raise field_error(
+            "format",
+            f"{order.output_format[:40]!r} is not an output format; "
+            f"use one of {', '.join(OUTPUT_FORMATS)}",
+        )
     if not order.uploads and not order.image_ids:
         raise field_error("files", "send at least one image file or image id")
     version = choose_version(session, pairing, order.version)
@@ -171,6 +183,7 @@ def create(
         version_id=version.id,
         out_dtype=order.out_dtype,
         ensemble=order.ensemble,
+        output_format=order.output_format,
         state=JobState.queued,
         requested_by_id=principal.id,
     )
@@ -253,7 +266,12 @@ def _item(source: _Input, version: ModelVersion, order: EnhancementOrder) -> Enh
         pixel_size=source.pixel_size.to_dict(),
         state=JobState.queued,
         cache_key=cache_key(
-            source.sha256, version, order.out_dtype, order.ensemble, source.pixel_size
+            source.sha256,
+            version,
+            order.out_dtype,
+            order.ensemble,
+            source.pixel_size,
+            order.output_format,
         ),
     )
 

@@ -192,10 +192,19 @@ def test_enhancement_bad_input_stores_nothing(network: Network, pairing: int, se
             "out_dtype",
         ),
         ({"version": "x"}, [("files", ("a.tif", real("lq", 1), "image/tiff"))], 422, "version"),
+        (
+            {"version": "1", "format": "bogus"},
+            [("files", ("a.tif", real("lq", 1), "image/tiff"))],
+            422,
+            "format: 'bogus' is not an output format",
+        ),
     ]
     for data, upload, status, message in cases:
         response = network.call("POST", url, who="lab", data=data, files=upload)
         assert response.status_code == status, response.text
         assert message in response.json()["error"]["message"], response.text
+    by_ids = network.call("POST", url, who="lab", json={"image_ids": [1], "format": "bogus"})
+    assert by_ids.status_code == 422 and "'bogus'" in by_ids.json()["error"]["message"]
+    assert by_ids.json()["error"]["fields"][0]["field"] == "format", by_ids.text
     assert row_counts(settings) == before and stored_files(settings) == files
     assert list((settings.data_dir / "tmp").glob("*")) == []

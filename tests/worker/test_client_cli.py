@@ -25,6 +25,7 @@ import tifffile
 
 from models.synthetic import make_pair
 from pairscope.testing.processes import free_port
+from tests.ome_output import read_back
 from tests.worker.conftest import PAIRSCOPE, EmbeddedService
 
 DEMO_STEPS = "300"  # enough for a visible gain on the synthetic fields, seconds on two cores
@@ -217,6 +218,29 @@ def test_enhance_remote_folder(embedded_service: EmbeddedService, demo: Demo, tm
     for seed in (500, 501):
         data = tifffile.imread(out / f"field-{seed}_enhanced.ome.tif")
         assert data.shape == (3, 128, 96) and data.dtype == np.float32
+
+    # --format ome-zarr: each result a zipped OME-Zarr store with the OME-TIFF's metadata
+    import ngff_zarr as nz
+
+    zarr_out = tmp_path / "enhanced-zarr"
+    run = embedded_service.cli(
+        "enhance-remote",
+        *("--pairing", str(demo.pairing), "--version", "1", "--format", "ome-zarr"),
+        *(str(inputs), "--out", str(zarr_out)),
+        key=demo.lab_key,
+    )
+    assert "2 of 2 enhanced image(s) written" in run.stdout, run.stdout + run.stderr[-2000:]
+    tiff = read_back(out / "field-500_enhanced.ome.tif").pixels
+    multiscales = nz.from_ome_zarr(str(zarr_out / "field-500_enhanced.ome.zarr.zip"))
+    image = multiscales.images[0]
+    assert image.data.shape == (3, 128, 96) and image.data.dtype == np.float32
+    assert [c.label for c in multiscales.metadata.omero.channels] == [c.name for c in tiff.channels]
+    assert image.scale["x"] == pytest.approx(tiff.physical_size_x)
+    assert image.scale["y"] == pytest.approx(tiff.physical_size_y)
+    assert image.axes_units["x"] == "micrometer" and len(multiscales.images) >= 2
+    np.testing.assert_allclose(
+        np.asarray(image.data), tifffile.imread(out / "field-500_enhanced.ome.tif"), atol=1e-5
+    )
 
 
 def test_bad_input_is_one_line(embedded_service: EmbeddedService, demo: Demo, tmp_path) -> None:  # type: ignore[no-untyped-def]
