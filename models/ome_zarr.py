@@ -6,7 +6,8 @@ lazy dask array in the canonical axes of :mod:`models.image_io` (CYX or ZCYX), w
 size Pairscope cannot take, raises :class:`~models.image_io.InvalidImage` saying why.
 
 Writing (:func:`write_ome_zarr`) stores a (lazy) CYX or ZCYX array as NGFF 0.4 (Zarr v2) with
-a pyramid of 2× local means down to about 256 pixels a side, chunks of 1024² per channel, and
+a pyramid of 2× local means down to about 256 pixels a side, chunks of one computed block per
+channel (1024² for an array in memory), and
 the metadata the OME-TIFF writer records: channel names and colours (omero, with the display
 window the caller gives), pixel sizes as each level's ``scale`` in micrometres, and under the
 root attribute ``pairscope`` the image name, acquisition date, channels with fluorophores and
@@ -216,7 +217,10 @@ def write_ome_zarr(
         name=metadata.name,
         axes_units=units or None,
     )
-    chunks = {"c": 1, "z": 1, "y": CHUNK, "x": CHUNK}
+    # A lazily computed image is stored in its own blocks: re-chunking computed blocks into
+    # other sizes holds a row of them in memory until every chunk they touch is written.
+    side = arr.chunksize[-1]  # CHUNK for an array in memory
+    chunks = {"c": 1, "z": 1, "y": side, "x": side}
     multiscales = nz.to_multiscales(
         image,
         scale_factors=_scale_factors(tuple(arr.shape[-2:])),
