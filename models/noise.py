@@ -59,9 +59,15 @@ def noise_variance_map(channel: np.ndarray, smoothing_px: float = 2.0) -> np.nda
 
 def variance_from(mu: np.ndarray, highpass: np.ndarray) -> np.ndarray:
     """:func:`noise_variance_map` from a channel's smoothed signal and Immerkær high-pass, for
-    callers that need those too (computed once). The least-squares fit of ``α·μ + β`` is the
-    closed form of its 2 × 2 normal equations (the minimum-norm solution for a constant ``μ``,
-    as ``lstsq`` gives)."""
+    callers that need those too (computed once)."""
+    alpha, beta, floor = variance_model(mu, highpass)
+    return np.maximum(alpha * mu + beta, floor)
+
+
+def variance_model(mu: np.ndarray, highpass: np.ndarray) -> tuple[float, float, float]:
+    """``(α, β, floor)`` of the variance map ``max(α·μ + β, floor)``. The least-squares fit of
+    ``α·μ + β`` is the closed form of its 2 × 2 normal equations (the minimum-norm solution for
+    a constant ``μ``, as ``lstsq`` gives)."""
     hp2 = highpass**2 / 36.0
     m_mu, m_hp = float(mu.mean()), float(hp2.mean())
     var_mu = float(np.mean(np.square(mu - m_mu)))
@@ -71,5 +77,4 @@ def variance_from(mu: np.ndarray, highpass: np.ndarray) -> np.ndarray:
     else:  # a constant μ = c: the minimum-norm (α, β) with α·c + β = mean(hp²)
         alpha = m_mu * m_hp / (m_mu * m_mu + 1.0)
         beta = m_hp / (m_mu * m_mu + 1.0)
-    floor = max(0.25 * m_hp, 1e-12)
-    return np.maximum(alpha * mu + beta, floor)
+    return alpha, beta, max(0.25 * m_hp, 1e-12)
