@@ -343,14 +343,17 @@ def _channel(
     rc = ref - m_ref
     n = dc.size
     dv, rv = dc.ravel(), rc.ravel()
-    var_deg, var_ref, cov = float(dv @ dv) / n, float(rv @ rv) / n, float(dv @ rv) / n
+    # einsum, not a BLAS dot (see models.noise.variance_model)
+    var_deg = float(np.einsum("i,i->", dv, dv)) / n
+    var_ref = float(np.einsum("i,i->", rv, rv)) / n
+    cov = float(np.einsum("i,i->", dv, rv)) / n
     a = cov / var_deg if var_deg > 0 else 0.0
     b = m_ref - a * m_deg
     resid = rc
     resid -= a * dc  # ref − (a·deg + b), in place of rc
     sd_ref, sd_deg = math.sqrt(var_ref), math.sqrt(var_deg)
     rsp = cov / (sd_ref * sd_deg) if sd_ref > 0 and sd_deg > 0 else 0.0
-    rse = math.sqrt(float(resid.ravel() @ resid.ravel()) / n)
+    rse = math.sqrt(float(np.einsum("i,i->", resid.ravel(), resid.ravel())) / n)
     var = lq.var if smoothing_px == lq.smoothing_px else noise_variance_map(ref, smoothing_px)
     noise = float(np.sqrt(var.mean()))
     reliability = max(1.0 - noise**2 / max(sd_ref**2, 1e-30), 1e-6)
