@@ -13,8 +13,9 @@ Everything here is numpy / scipy; nothing trains. Splits as elsewhere: fields 00
    HQ value next to the corrupted outputs' best, and whether the flag fires.
 3. **Consistency of methods** on the test fields — the HQ, Gaussian smoothing (σ 2.5, chosen on
    the validation fields in ``bench.quality``), Richardson–Lucy (10 iterations, Born–Wolf NA
-   1.49) and BM3D if ``bm3d`` is importable: median RSP, noise-corrected RSP, RSE, and how many
-   fields are flagged.
+   1.49) and BM3D as ``bench.quality`` runs it (σ_psd 3 × estimate_sigma, chosen there on the
+   validation fields; skipped without the ``bench`` extra's ``bm3d``): median RSP,
+   noise-corrected RSP, RSE, and how many fields are flagged.
 4. **OOD** — :class:`models.ood.OodReference` fitted on the training LQs, threshold chosen on
    the validation LQs; rank AUROC of the test LQs against inputs not from this microscope:
    simulator fields (other NA / pixel size / photon budget; raw 16-bit and stretched to 8 bit
