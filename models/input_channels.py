@@ -47,10 +47,12 @@ def channel_values(ch: np.ndarray) -> Values:
         levels = np.arange(counts.size, dtype=np.float64)
         n = float(ch.size)
         cum = np.cumsum(counts)
-        mean = float(counts @ levels) / n
+        # einsum, not a BLAS dot: a 16-bit histogram has 65536 bins, and BLAS's threads spin
+        # against TensorFlow's in a worker (models.noise.variance_model)
+        mean = float(np.einsum("i,i->", counts, levels)) / n
         d = levels - mean
-        var = float(counts @ (d * d)) / n
-        m3 = float(counts @ (d * d * d)) / n
+        var = float(np.einsum("i,i,i->", counts, d, d)) / n
+        m3 = float(np.einsum("i,i,i,i->", counts, d, d, d)) / n
 
         def percentile(qs: Sequence[float]) -> np.ndarray:
             pos = np.asarray(qs, dtype=np.float64) / 100.0 * (n - 1)
