@@ -187,7 +187,7 @@ def run_rl(ctx) -> dict:
     }
 
 
-def _bm3d(img: np.ndarray, factor: float) -> np.ndarray:
+def bm3d_denoise(img: np.ndarray, factor: float) -> np.ndarray:
     import bm3d
     from skimage.restoration import estimate_sigma
 
@@ -202,10 +202,10 @@ def _bm3d(img: np.ndarray, factor: float) -> np.ndarray:
 
 def run_bm3d(ctx) -> dict:
     vl, vh = ctx["val"]
-    val = {k: mean_psnr_ssim([_bm3d(a, k) for a in vl], vh) for k in BM3D_FACTORS}
+    val = {k: mean_psnr_ssim([bm3d_denoise(a, k) for a in vl], vh) for k in BM3D_FACTORS}
     best = max(val, key=lambda k: val[k][0])
     t = time.perf_counter()
-    preds = [_bm3d(a, best) for a in ctx["test"][0]]
+    preds = [bm3d_denoise(a, best) for a in ctx["test"][0]]
     dt = time.perf_counter() - t
     return {
         "preds": {"bm3d": preds},

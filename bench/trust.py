@@ -13,8 +13,9 @@ Everything here is numpy / scipy; nothing trains. Splits as elsewhere: fields 00
    HQ value next to the corrupted outputs' best, and whether the flag fires.
 3. **Consistency of methods** on the test fields — the HQ, Gaussian smoothing (σ 2.5, chosen on
    the validation fields in ``bench.quality``), Richardson–Lucy (10 iterations, Born–Wolf NA
-   1.49) and BM3D if ``bm3d`` is importable: median RSP, noise-corrected RSP, RSE, and how many
-   fields are flagged.
+   1.49) and BM3D as ``bench.quality`` runs it (σ_psd 3 × estimate_sigma, chosen there on the
+   validation fields; skipped without the ``bench`` extra's ``bm3d``): median RSP,
+   noise-corrected RSP, RSE, and how many fields are flagged.
 4. **OOD** — :class:`models.ood.OodReference` fitted on the training LQs, threshold chosen on
    the validation LQs; rank AUROC of the test LQs against inputs not from this microscope:
    simulator fields (other NA / pixel size / photon budget; raw 16-bit and stretched to 8 bit
@@ -72,6 +73,8 @@ W2S_OPTICS = Optics(
     na=1.49, immersion_index=1.515, pixel_size_um=PIXEL_UM, wavelengths_nm=(461.0, 520.0, 600.0)
 )
 GAUSS_SIGMA = 2.5  # chosen on the validation fields by bench.quality
+#: BM3D's σ_psd = 3 × estimate_sigma, chosen on the validation fields by bench.quality
+BM3D_SIGMA_FACTOR = 3.0
 TRAIN, VAL, TEST = range(1, 61), range(61, 65), range(65, 81)
 #: Simulated microscopes that are not W2S's (make_pair keywords, the pixel size passed along).
 SIM_OPTICS = {
@@ -194,17 +197,15 @@ def section_thresholds(val: tuple[list, list], blur: Blur) -> dict:
 
 
 def _bm3d_outputs(lqs: list[np.ndarray]) -> list[np.ndarray] | None:
+    """BM3D as ``bench.quality`` runs it (its σ factor, chosen there on the validation fields);
+    ``None`` without the ``bm3d`` package (the ``bench`` extra)."""
     try:
-        import bm3d
+        import bm3d  # noqa: F401
     except ImportError:
         return None
-    from models.noise import noise_sigma
+    from bench.quality import bm3d_denoise
 
-    outs = []
-    for lq in lqs:
-        x = np.stack([(c - c.min()) / max(np.ptp(c), 1e-12) for c in lq.astype(np.float64)])
-        outs.append(np.stack([bm3d.bm3d(ch, sigma_psd=3.0 * noise_sigma(ch)) for ch in x]))
-    return outs
+    return [bm3d_denoise(lq, BM3D_SIGMA_FACTOR) for lq in lqs]
 
 
 def section_methods(test: tuple[list, list], blur: Blur) -> dict:
@@ -590,20 +591,26 @@ def section_cost(
     sample = test[0][:COST_FIELDS]
     with_trust(sample[0])  # warm the graph and the caches
     times: dict[str, list[float]] = {"plain": [], "with trust": []}
+    # CPU seconds of the process (all its threads) too: on a shared, overloaded machine the
+    # wall time of single-threaded numpy suffers more than that of TensorFlow's thread pool
+    cpu: dict[str, list[float]] = {"plain": [], "with trust": []}
     for lq in sample:  # turns on each field: the shared machine's load drifts
         for name, fn in (("plain", plain), ("with trust", with_trust)):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn(lq)
             times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
     plain_s = float(np.median(times["plain"]))
     trust_s = float(np.median(times["with trust"]))
+    plain_cpu, trust_cpu = (float(np.median(cpu[k])) for k in ("plain", "with trust"))
     load = os.getloadavg()
     ratio = trust_s / plain_s
     print(
         f"\n## Cost of the trust maps (median of {len(sample)} test fields, 512² × 3, load "
         f"average {load[0]:.2f})\n\nplain enhancement {plain_s:.3f} s; with consistency + OOD "
         f"+ uncertainty maps {trust_s:.3f} s: ×{ratio:.2f} (target ≤ ×{MAX_COST}: "
-        f"{'met' if ratio <= MAX_COST else 'NOT met'})"
+        f"{'met' if ratio <= MAX_COST else 'NOT met'}); CPU seconds {plain_cpu:.3f} / "
+        f"{trust_cpu:.3f}: ×{trust_cpu / plain_cpu:.2f}"
     )
     field = 0
     lq, hq = test[0][field], test[1][field]
@@ -615,6 +622,8 @@ def section_cost(
         "ratio": ratio,
         "fields": len(sample),
         "times": times,
+        "cpu_times": cpu,
+        "cpu_ratio": trust_cpu / plain_cpu,
         "load_average": load,
         "calibration_coverage_validation": calibration.validation_coverage,
     }

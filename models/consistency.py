@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage, optimize
 
-from .metrics import minmse_scale_offset, normalize_percentile
+from .input_channels import InputChannel, input_channels
 from .noise import noise_variance_map
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -111,12 +111,7 @@ class Blur:
         chans = arr[None] if arr.ndim == 2 else arr
         if chans.ndim != 3 or chans.shape[0] != self.channels:
             raise ValueError(f"blur has {self.channels} channel(s); image shape {arr.shape}")
-        out = np.stack(
-            [
-                ndimage.gaussian_filter(ch, s, mode="reflect") if s > 0 else ch.copy()
-                for ch, s in zip(chans, self.sigma_px, strict=True)
-            ]
-        )
+        out = np.stack([gaussian_blur(ch, s) for ch, s in zip(chans, self.sigma_px, strict=True)])
         return out[0] if arr.ndim == 2 else out
 
     # -- serialisation ------------------------------------------------------------------
@@ -149,6 +144,16 @@ class Blur:
     @classmethod
     def from_json(cls, text: str) -> Blur:
         return cls.from_dict(json.loads(text))
+
+
+def gaussian_blur(channel: np.ndarray, sigma_px: float) -> np.ndarray:
+    """A 2-D channel blurred by a Gaussian of ``sigma_px`` (reflecting edges), in float64; a new
+    array. Below σ ≈ 0.125 px scipy's kernel has radius 0 (the single weight 1): the channel is
+    returned unchanged without the two filter passes — W2S's fitted blurs are that small."""
+    x = np.asarray(channel, dtype=np.float64)
+    if sigma_px <= 0 or int(4.0 * sigma_px + 0.5) == 0:
+        return x.copy()
+    return ndimage.gaussian_filter(x, sigma_px, mode="reflect")
 
 
 def _hann2d(shape: tuple[int, int]) -> np.ndarray:
@@ -324,29 +329,44 @@ class ConsistencyReport:
 
 
 def _channel(
-    enhanced: np.ndarray, lq: np.ndarray, sigma_px: float, smoothing_px: float, z_threshold: float
+    enhanced: np.ndarray,
+    lq: InputChannel,
+    sigma_px: float,
+    smoothing_px: float,
+    z_threshold: float,
 ) -> tuple[ChannelConsistency, np.ndarray, np.ndarray]:
-    ref = normalize_percentile(lq)
-    deg = Blur(sigma_px=(sigma_px,)).apply(enhanced)
-    a, b = minmse_scale_offset(deg, ref)
-    resid = ref - (a * deg + b)
-    sd_ref, sd_deg = float(ref.std()), float(deg.std())
-    rsp = (
-        float(np.mean((ref - ref.mean()) * (deg - deg.mean())) / (sd_ref * sd_deg))
-        if sd_ref > 0 and sd_deg > 0
-        else 0.0
-    )
-    rse = float(np.sqrt(np.mean(resid**2)))
-    var = noise_variance_map(ref, smoothing_px)
+    ref = lq.x
+    deg = gaussian_blur(enhanced, sigma_px)
+    # scale and offset (as minmse_scale_offset), RSP and RSE from one set of centred moments
+    m_deg, m_ref = float(deg.mean()), float(ref.mean())
+    dc = deg - m_deg
+    rc = ref - m_ref
+    n = dc.size
+    dv, rv = dc.ravel(), rc.ravel()
+    # einsum, not a BLAS dot (see models.noise.variance_model)
+    var_deg = float(np.einsum("i,i->", dv, dv)) / n
+    var_ref = float(np.einsum("i,i->", rv, rv)) / n
+    cov = float(np.einsum("i,i->", dv, rv)) / n
+    a = cov / var_deg if var_deg > 0 else 0.0
+    b = m_ref - a * m_deg
+    resid = rc
+    resid -= a * dc  # ref − (a·deg + b), in place of rc
+    sd_ref, sd_deg = math.sqrt(var_ref), math.sqrt(var_deg)
+    rsp = cov / (sd_ref * sd_deg) if sd_ref > 0 and sd_deg > 0 else 0.0
+    rse = math.sqrt(float(np.einsum("i,i->", resid.ravel(), resid.ravel())) / n)
+    var = lq.var if smoothing_px == lq.smoothing_px else noise_variance_map(ref, smoothing_px)
     noise = float(np.sqrt(var.mean()))
     reliability = max(1.0 - noise**2 / max(sd_ref**2, 1e-30), 1e-6)
-    smooth = ndimage.gaussian_filter(resid, smoothing_px, mode="reflect")
+    # the maps are float32: the smoothing too (≈ 1e-7 of the residual's scale)
+    smooth = ndimage.gaussian_filter(resid.astype(np.float32), smoothing_px, mode="reflect")
     # a Gaussian window's ‖g‖₂: the smoothed white noise of variance v has variance v·‖g‖₂²
     g_norm = 1.0 / (2.0 * math.sqrt(math.pi) * smoothing_px) if smoothing_px > 0 else 1.0
-    z = smooth / (np.sqrt(var) * g_norm)
+    z = smooth / (np.sqrt(var) * g_norm).astype(np.float32)
     outside = np.abs(z) > z_threshold
-    labels, n = ndimage.label(outside)
-    largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0
+    largest = 0
+    if outside.any():
+        labels, n = ndimage.label(outside)
+        largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0
     return (
         ChannelConsistency(
             rsp=rsp,
@@ -358,8 +378,8 @@ def _channel(
             scale=a,
             offset=b,
         ),
-        np.abs(smooth).astype(np.float32),
-        z.astype(np.float32),
+        np.abs(smooth),
+        z,
     )
 
 
@@ -372,23 +392,29 @@ def consistency(
     fraction_max: float = INCONSISTENT_FRACTION_MAX,
     z_threshold: float = Z_THRESHOLD,
     smoothing_px: float = SMOOTHING_PX,
+    lq_channels: Sequence[InputChannel] | None = None,
 ) -> ConsistencyReport:
     """Check an enhanced ``(C)YX`` image against its own LQ input (same grid) with the pairing's
     blur; flag a channel with a connected region of more than ``region_max_px`` pixels, or more
     than ``fraction_max`` of its pixels, where the smoothed residual exceeds ``z_threshold``
-    times its expected noise.
+    times its expected noise. ``lq_channels``: the LQ's
+    :func:`~models.input_channels.input_channels` if made already (the OOD score shares them).
     """
     e = np.asarray(enhanced, dtype=np.float64)
-    q = np.asarray(lq, dtype=np.float64)
+    q = np.asarray(lq)
     if e.shape != q.shape:
         raise ValueError(f"enhanced shape {e.shape} != LQ shape {q.shape} (same grid needed)")
     if e.ndim == 2:
         e, q = e[None], q[None]
     if e.ndim != 3 or e.shape[0] != blur.channels:
         raise ValueError(f"blur has {blur.channels} channel(s); image shape {np.shape(enhanced)}")
+    if lq_channels is None:
+        lq_channels = input_channels(q)
+    elif len(lq_channels) != e.shape[0]:
+        raise ValueError(f"{len(lq_channels)} prepared LQ channels for {e.shape[0]} channel(s)")
     chans, errs, zs, reasons = [], [], [], []
     for c in range(e.shape[0]):
-        ch, err, z = _channel(e[c], q[c], blur.sigma_px[c], smoothing_px, z_threshold)
+        ch, err, z = _channel(e[c], lq_channels[c], blur.sigma_px[c], smoothing_px, z_threshold)
         chans.append(ch)
         errs.append(err)
         zs.append(z)

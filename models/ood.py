@@ -50,13 +50,14 @@ import functools
 import itertools
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
+from scipy import fft as scipy_fft
 
-from .noise import immerkaer_highpass, sigma_of_highpass, variance_from
+from .input_channels import InputChannel, input_channels
+from .noise import sigma_of_highpass
 
 OOD_FORMAT = "pairscope-ood/2"
 QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
@@ -108,126 +109,80 @@ def _band_edges(n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _spectrum_layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The Hann window, and per FFT frequency inside the bands its band index (flat positions,
-    band of each, pixels per band) — the same for every channel of a shape, so made once."""
+def _spectrum_layout(
+    h: int, w: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Hann window, and per frequency of the real FFT inside the bands (flat positions) its
+    band index and weight, and the full spectrum's pixels per band — the same for every channel
+    of a shape, so made once. A real image's spectrum is Hermitian: the half that ``rfft2``
+    returns stands for the whole with weight 2, except the columns that are their own mirror
+    (``fx = 0`` and, for an even width, the Nyquist column)."""
     win = np.outer(np.hanning(h), np.hanning(w))
-    f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
     idx = (np.digitize(f, _band_edges(min(h, w))) - 1).ravel()
+    weight = np.full(f.shape, 2.0)
+    weight[:, 0] = 1.0
+    if w % 2 == 0:
+        weight[:, -1] = 1.0
     keep = np.flatnonzero((idx >= 0) & (idx < N_BANDS))
-    count = np.maximum(np.bincount(idx[keep], minlength=N_BANDS), 1)
-    for a in (win, keep, idx, count):
+    band, weight = idx[keep], weight.ravel()[keep]
+    count = np.maximum(np.bincount(band, weights=weight, minlength=N_BANDS), 1)
+    for a in (win, keep, band, weight, count):
         a.flags.writeable = False
-    return win, keep, idx[keep], count
+    return win, keep, band, weight, count
 
 
 def _spectrum_bands(x: np.ndarray) -> np.ndarray:
     """Log₁₀ mean power in the radial bands, relative to the first band (the shape only)."""
-    win, keep, band, count = _spectrum_layout(*x.shape)
-    spec = np.fft.fft2((x - x.mean()) * win).ravel()[keep]
-    p = spec.real**2 + spec.imag**2
+    win, keep, band, weight, count = _spectrum_layout(*x.shape)
+    spec = scipy_fft.rfft2((x - x.mean()) * win).ravel()[keep]
+    p = (spec.real**2 + spec.imag**2) * weight
     power = np.bincount(band, weights=p, minlength=N_BANDS)
     logp = np.log10(power / count + 1e-20)
     return logp[1:] - logp[0]
 
 
-@dataclass(frozen=True)
-class _Values:
-    """One channel's percentiles and moments. For 8- and 16-bit images they come from the
-    histogram (exactly what ``np.percentile``'s linear interpolation and the moments of the
-    pixels give, without sorting 512² values several times)."""
-
-    percentile: Callable[[Sequence[float]], np.ndarray]
-    mean: float
-    std: float
-    skew: float
-    zero_fraction: float
-    max_value: float
-    fraction_at_least: Callable[[float], float]
-
-
-def _values(ch: np.ndarray) -> _Values:
-    if ch.dtype in (np.uint8, np.uint16, np.bool_):
-        counts = np.bincount(ch.ravel()).astype(np.float64)
-        levels = np.arange(counts.size, dtype=np.float64)
-        n = float(ch.size)
-        cum = np.cumsum(counts)
-        mean = float(counts @ levels) / n
-        d = levels - mean
-        var = float(counts @ (d * d)) / n
-        m3 = float(counts @ (d * d * d)) / n
-
-        def percentile(qs: Sequence[float]) -> np.ndarray:
-            pos = np.asarray(qs, dtype=np.float64) / 100.0 * (n - 1)
-            below = np.floor(pos)
-            lo = np.searchsorted(cum, below, side="right")
-            hi = np.searchsorted(cum, np.minimum(below + 1, n - 1), side="right")
-            return lo + (pos - below) * (hi - lo)
-
-        def at_least(v: float) -> float:
-            return float(counts[int(math.ceil(v)) :].sum()) / n if v < counts.size else 0.0
-
-        sd = math.sqrt(var)
-        return _Values(
-            percentile=percentile,
-            mean=mean,
-            std=sd,
-            skew=m3 / sd**3 if sd > 0 else 0.0,
-            zero_fraction=float(counts[0]) / n,
-            max_value=float(counts.size - 1),
-            fraction_at_least=at_least,
-        )
-    x = ch.astype(np.float64)
-    mean, sd = float(x.mean()), float(x.std())
-    return _Values(
-        percentile=lambda qs: np.percentile(x, qs),
-        mean=mean,
-        std=sd,
-        skew=float(np.mean((x - mean) ** 3)) / sd**3 if sd > 0 else 0.0,
-        zero_fraction=float(np.mean(x <= 0)),
-        max_value=float(x.max()),
-        fraction_at_least=lambda v: float(np.mean(x >= v)),
-    )
-
-
-def image_features(image: np.ndarray, pixel_size_um: float) -> dict[str, dict[str, float]]:
-    """The features of one ``CYX`` (or ``YX``) image, grouped: ``{group: {name: value}}``."""
+def image_features(
+    image: np.ndarray, pixel_size_um: float, channels: Sequence[InputChannel] | None = None
+) -> dict[str, dict[str, float]]:
+    """The features of one ``CYX`` (or ``YX``) image, grouped: ``{group: {name: value}}``.
+    ``channels``: the image's :func:`~models.input_channels.input_channels`, when the caller has
+    them already (the consistency check shares them)."""
     raw = np.asarray(image)
     arr = raw[None] if raw.ndim == 2 else raw
     if arr.ndim != 3:
         raise ValueError(f"expected a YX or CYX image, got shape {raw.shape}")
     if not pixel_size_um > 0:
         raise ValueError(f"pixel size must be > 0 µm (got {pixel_size_um})")
+    if channels is None:
+        channels = input_channels(arr)
+    elif len(channels) != arr.shape[0]:
+        raise ValueError(f"{len(channels)} prepared channels for an image of shape {raw.shape}")
     top = _dtype_max(arr)
     feats: dict[str, dict[str, float]] = {g: {} for g in GROUPS if g != "extra"}
-    norm = []
-    for c, ch in enumerate(arr):
-        v = _values(ch)
-        p = v.percentile((0.1, 99.9, *QUANTILES))
-        lo, hi = float(p[0]), float(p[1])
+    for c, ic in enumerate(channels):
+        v = ic.values
+        p = v.percentile(QUANTILES)
+        lo, hi = ic.lo, ic.hi
         rng = max(hi - lo, 1e-12)
         feats["intensity"][f"c{c}_log_p99.9"] = math.log10(max(hi, 1e-6) + 1.0)
         feats["intensity"][f"c{c}_zero_fraction"] = v.zero_fraction
         at_top = v.fraction_at_least(top if top is not None else v.max_value)
         feats["intensity"][f"c{c}_top_fraction"] = at_top
-        qs = (p[2:] - lo) / rng
+        qs = (p - lo) / rng
         for q, val in zip(QUANTILES, qs, strict=True):
             feats["histogram"][f"c{c}_q{q:g}"] = float(val)
         feats["histogram"][f"c{c}_skew"] = v.skew
-        xn = (ch.astype(np.float64) - lo) / rng
-        highpass = immerkaer_highpass(xn)
-        mu = ndimage.gaussian_filter(xn, 2.0, mode="reflect")
-        feats["noise"][f"c{c}_relative_sigma"] = math.log10(sigma_of_highpass(highpass) + 1e-4)
-        var = variance_from(mu, highpass)
-        mu_1, mu_99 = np.percentile(mu, (1, 99))
-        var_1, var_99 = np.percentile(var, (1, 99))
+        sigma = sigma_of_highpass(ic.highpass)
+        feats["noise"][f"c{c}_relative_sigma"] = math.log10(sigma + 1e-4)
+        (mu_1, mu_99), (var_1, var_99) = _percentiles_of_variance(ic.mu, ic.var_model, (1.0, 99.0))
         span = float(mu_99 - mu_1)
         slope = float(var_99 - var_1) / span if span > 0 else 0.0
         feats["noise"][f"c{c}_gain"] = math.log10(abs(slope) + 1e-4)
-        for b, val in enumerate(_spectrum_bands(xn), start=1):
+        for b, val in enumerate(_spectrum_bands(ic.x), start=1):
             feats["spectrum"][f"c{c}_band{b}"] = float(val)
-        norm.append(mu)
     feats["pixel_size"]["log2_um"] = math.log2(pixel_size_um)
+    norm = [ic.mu for ic in channels]
     for i in range(len(norm)):
         for j in range(i + 1, len(norm)):
             a, b = norm[i], norm[j]
@@ -235,6 +190,35 @@ def image_features(image: np.ndarray, pixel_size_um: float) -> dict[str, dict[st
             r = float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb)) if sa * sb > 0 else 0.0
             feats["channels"][f"c{i}c{j}_corr"] = r
     return feats
+
+
+def _percentiles_of_variance(
+    mu: np.ndarray, model: tuple[float, float, float], qs: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``np.percentile`` at ``qs`` of ``mu`` and of its variance map, from one partial sort.
+
+    The map is ``max(α·mu + β, floor)`` (``model``, :func:`models.noise.variance_model`), monotone
+    in ``mu``: its order statistics are the map of ``mu``'s (reversed when ``α < 0``), taken from
+    the same partition and interpolated linearly as ``np.percentile`` does."""
+    alpha, beta, floor = model
+    flat = mu.ravel()
+    n = flat.size
+    pos = np.asarray(qs, np.float64) / 100.0 * (n - 1)
+    below = np.floor(pos).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    t = pos - below
+    part = np.partition(
+        flat, np.unique(np.concatenate([below, above, n - 1 - below, n - 1 - above]))
+    )
+
+    def var_of(m: np.ndarray) -> np.ndarray:
+        return np.maximum(alpha * m + beta, floor)
+
+    mu_q = part[below] + (part[above] - part[below]) * t
+    if alpha < 0:  # the largest μ has the smallest variance
+        below, above = n - 1 - below, n - 1 - above
+    v_lo, v_hi = var_of(part[below]), var_of(part[above])
+    return mu_q, v_lo + (v_hi - v_lo) * t
 
 
 def channel_contrasts(
@@ -344,9 +328,14 @@ class OodReference:
         return given - misfit(best), tuple(best)
 
     def score(
-        self, image: np.ndarray, pixel_size_um: float, extra: Mapping[str, float] | None = None
+        self,
+        image: np.ndarray,
+        pixel_size_um: float,
+        extra: Mapping[str, float] | None = None,
+        channels: Sequence[InputChannel] | None = None,
     ) -> OodScore:
-        """Score one input: robust z per feature, RMS per group, RMS over groups."""
+        """Score one input: robust z per feature, RMS per group, RMS over groups. ``channels``:
+        the image's :func:`~models.input_channels.input_channels` if made already."""
         arr = np.asarray(image)
         n_ch = arr.shape[0] if arr.ndim == 3 else 1
         if n_ch != self.channels:
@@ -358,7 +347,7 @@ class OodReference:
                 threshold=self.threshold,
                 reasons=[f"{n_ch} channel(s); training had {self.channels}"],
             )
-        feats = image_features(arr, pixel_size_um)
+        feats = image_features(arr, pixel_size_um, channels)
         if self.extra_names:
             missing = [k for k in self.extra_names if extra is None or k not in extra]
             if missing:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .consistency import Blur, ConsistencyReport, consistency, fit_blur
+from .input_channels import input_channels
 from .ood import OodReference, OodScore
 
 TRUST_FORMAT = "pairscope-trust/1"
@@ -195,15 +196,19 @@ def assess(
 ) -> TrustAssessment:
     """Check an enhanced image against its own input (same grid, axes ``(Z)(C)YX``) and the
     model's reference; ``pixel_size_um`` is the input's on that grid."""
-    out, inp = _zcyx(enhanced, axes), _zcyx(lq, axes)
+    # the input keeps its dtype: the OOD reference was fitted on the raw (8/16-bit) fields
+    out, inp = _zcyx(enhanced, axes), _zcyx(lq, axes, dtype=None)
     if out.shape != inp.shape:
         raise ValueError(f"output shape {np.shape(enhanced)} != input shape {np.shape(lq)}")
     n_ch = out.shape[1]
     names = list(channel_names or [])
     if len(names) != n_ch:
         names = [f"c{c}" for c in range(n_ch)]
-    reports = [consistency(o, i, reference.blur) for o, i in zip(out, inp, strict=True)]
-    scores = [reference.ood.score(plane, pixel_size_um) for plane in inp]
+    reports, scores = [], []
+    for o, i in zip(out, inp, strict=True):
+        channels = input_channels(i)  # normalisation and noise model, shared by both checks
+        reports.append(consistency(o, i, reference.blur, lq_channels=channels))
+        scores.append(reference.ood.score(i, pixel_size_um, channels=channels))
     worst = max(scores, key=lambda s: s.score)
     maps = [np.stack([r.error_map for r in reports]), np.stack([r.z_map for r in reports])]
     map_names = [f"consistency-error:{n}" for n in names] + [f"consistency-z:{n}" for n in names]
@@ -231,8 +236,8 @@ def maps_for_axes(assessment: TrustAssessment, axes: str) -> np.ndarray:
     return assessment.maps if "Z" in axes else assessment.maps[0]
 
 
-def _zcyx(image: np.ndarray, axes: str) -> np.ndarray:
-    arr = np.asarray(image, dtype=np.float32)
+def _zcyx(image: np.ndarray, axes: str, dtype: type | None = np.float32) -> np.ndarray:
+    arr = np.asarray(image, dtype=dtype)
     axes = axes.upper()
     if len(axes) != arr.ndim or axes not in ("YX", "CYX", "ZYX", "ZCYX"):
         raise ValueError(f"axes {axes!r} do not fit an image of shape {arr.shape}")
