@@ -1,15 +1,15 @@
 """How the generator is called on a tile, chosen by measurement on the machine it runs on.
 
 Four ways of calling a Keras generator on a numpy tile give the same numbers at different
-speeds, and the fastest differs between CPUs: on AVX512-BF16 without AMX a graph traced for the
-exact tile shape wins (oneDNN plans the convolutions for known shapes); on an Intel CPU with AMX
-another path won (issue 16: tiled inference reached 0.83 of the fastest bare call there). So
-the path is measured, not assumed: each candidate runs on a probe tile of the model's tile size
-(capped at :data:`PROBE_MAX` pixels a side), best of :data:`REPEATS` after a warm-up call, and the
-fastest is kept. The measurement costs a few seconds, so its result is cached on disk per CPU
-model, TensorFlow version, dtype policy, network and probe shape
-(``$PAIRSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pairscope``, else ``~/.cache/pairscope``):
-a machine measures once, then every process reads the choice.
+speeds, and which wins can differ between CPUs and TensorFlow builds (issue 16 reported another
+winner on an Intel CPU with AMX; measured here, a graph traced for the exact tile shape won on
+both AVX512-BF16 without AMX and on AMX, by 10-30 % over the next). So the path is measured,
+not assumed: each candidate runs on a probe tile of the model's tile size (capped at
+:data:`PROBE_MAX` pixels a side), best of :data:`REPEATS` after a warm-up call, and the fastest
+is kept if it beats the per-shape graph by a clear :data:`MARGIN`. The measurement costs a few
+seconds, so its result is cached on disk per CPU model, TensorFlow version, dtype policy,
+network and probe shape (``$PAIRSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pairscope``, else
+``~/.cache/pairscope``): a machine measures once, then every process reads the choice.
 
 ``PAIRSCOPE_CALL_PATH`` names a path to skip the measurement (one of :data:`CALL_PATHS`).
 ``bench/speed.py`` times the same candidates.
@@ -36,7 +36,8 @@ TileCall = Callable[[np.ndarray], np.ndarray]
 
 DEFAULT_PATH = "graph per shape"
 PROBE_MAX = 1024
-REPEATS = 2
+REPEATS = 3
+MARGIN = 0.9  # another path replaces the default only when it takes under 90 % of its time
 GRAPHS_PER_SHAPE = 8  # traced graphs kept per path (one per input shape), oldest evicted
 
 
@@ -82,9 +83,12 @@ CALL_PATHS: dict[str, Callable[[keras.Model], TileCall]] = {
 }
 
 
-def tile_call(generator: keras.Model, probe_shape: tuple[int, ...]) -> tuple[str, TileCall]:
-    """The chosen path's name and a float32 NHWC numpy → numpy call of ``generator``."""
-    name = chosen_path(generator, probe_shape)
+def tile_call(
+    generator: keras.Model, probe_shape: tuple[int, ...], policy: str
+) -> tuple[str, TileCall]:
+    """The chosen path's name and a float32 NHWC numpy → numpy call of ``generator``, which
+    computes in the dtype ``policy`` (a mixed policy leaves the model's own policy float32)."""
+    name = chosen_path(generator, probe_shape, policy)
     call = CALL_PATHS[name](generator)
     return name, lambda tile: call(np.ascontiguousarray(tile, dtype=np.float32))
 
@@ -95,19 +99,22 @@ def probe_shape_for(tile_size: int, multiple: int, channels: int) -> tuple[int, 
     return (1, side, side, channels)
 
 
-def chosen_path(generator: keras.Model, probe_shape: tuple[int, ...]) -> str:
-    """The path named by ``PAIRSCOPE_CALL_PATH``, else the cached or freshly measured fastest."""
+def chosen_path(generator: keras.Model, probe_shape: tuple[int, ...], policy: str) -> str:
+    """The path named by ``PAIRSCOPE_CALL_PATH``, else the cached or freshly measured fastest
+    (the default unless another is clearly faster: timings of near-equal paths swap by noise)."""
     forced = os.environ.get("PAIRSCOPE_CALL_PATH", "").strip()
     if forced:
         if forced not in CALL_PATHS:
             raise ValueError(f"PAIRSCOPE_CALL_PATH={forced!r}: choose one of {sorted(CALL_PATHS)}")
         return forced
-    key = _cache_key(generator, probe_shape)
+    key = _cache_key(generator, probe_shape, policy)
     cached = _read_cache().get(key)
     if cached in CALL_PATHS:
         return cached
     timings = measure(generator, probe_shape)
     fastest = min(timings, key=timings.__getitem__)
+    if timings[fastest] > MARGIN * timings[DEFAULT_PATH]:
+        fastest = DEFAULT_PATH
     _write_cache(key, fastest)
     return fastest
 
@@ -142,11 +149,10 @@ def _cpu_model() -> str:
     return "unknown CPU"
 
 
-def _cache_key(generator: keras.Model, probe_shape: tuple[int, ...]) -> str:
+def _cache_key(generator: keras.Model, probe_shape: tuple[int, ...], policy: str) -> str:
     devices = ",".join(d.name for d in tf.config.list_physical_devices("GPU")) or _cpu_model()
     layers = ";".join(f"{type(layer).__name__}{layer.output.shape}" for layer in generator.layers)
     network = hashlib.sha256(layers.encode()).hexdigest()[:16]
-    policy = generator.dtype_policy.name
     shape = "x".join(map(str, probe_shape))
     return f"{devices} | tf {tf.__version__} | {policy} | {network} | {shape}"
 

@@ -308,7 +308,7 @@ class Trainer:
         if self._predict_fn is None:
             c = self.config
             probe = probe_shape_for(c.tile_size, c.multiple, self.n_channels)
-            self.call_path, self._predict_fn = tile_call(self.generator, probe)
+            self.call_path, self._predict_fn = tile_call(self.generator, probe, self.policy)
         return self._predict_fn
 
     def predict_normalized(self, image_cyx: np.ndarray, ensemble: bool = False) -> np.ndarray:

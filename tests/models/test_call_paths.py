@@ -38,17 +38,20 @@ def test_the_fastest_path_is_measured_once_and_kept(trained_tiny, cache_dir):
     assert set(timings) == set(call_paths.CALL_PATHS)
     assert all(t > 0 for t in timings.values())
 
-    first = call_paths.chosen_path(generator, probe)
+    first = call_paths.chosen_path(generator, probe, "float32")
     assert first in call_paths.CALL_PATHS
     kept = json.loads(call_paths.cache_path().read_text())
     assert list(kept.values()) == [first]
     (key,) = kept
-    assert "tf " in key and "x".join(map(str, probe)) in key
+    assert "tf " in key and "float32" in key and "x".join(map(str, probe)) in key
+    # another policy is another measurement
+    call_paths.chosen_path(generator, probe, "mixed_bfloat16")
+    assert len(json.loads(call_paths.cache_path().read_text())) == 2
 
     # the next process reads the choice instead of measuring: a kept choice is what it gets
     other = next(name for name in call_paths.CALL_PATHS if name != first)
     call_paths.cache_path().write_text(json.dumps({key: other}))
-    assert call_paths.chosen_path(generator, probe) == other
+    assert call_paths.chosen_path(generator, probe, "float32") == other
 
 
 def test_a_setting_forces_a_path_and_a_wrong_name_is_refused(trained_tiny, cache_dir, monkeypatch):
@@ -56,11 +59,11 @@ def test_a_setting_forces_a_path_and_a_wrong_name_is_refused(trained_tiny, cache
     generator = model._ensure_built().generator
     probe = call_paths.probe_shape_for(64, 4, 3)
     monkeypatch.setenv("PAIRSCOPE_CALL_PATH", "eager call")
-    assert call_paths.chosen_path(generator, probe) == "eager call"
+    assert call_paths.chosen_path(generator, probe, "float32") == "eager call"
     assert not call_paths.cache_path().exists()  # nothing measured
     monkeypatch.setenv("PAIRSCOPE_CALL_PATH", "fast please")
     with pytest.raises(ValueError, match="graph per shape"):
-        call_paths.chosen_path(generator, probe)
+        call_paths.chosen_path(generator, probe, "float32")
 
 
 def test_prediction_uses_the_chosen_path(trained_tiny, cache_dir, monkeypatch):
