@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -86,11 +87,11 @@ class InProcessService:
 
 
 @contextmanager
-def in_process_service(home: Path) -> Iterator[InProcessService]:
+def in_process_service(home: Path, **extra: Any) -> Iterator[InProcessService]:
     """A migrated SQLite database and LocalStore under `home`, an admin key, and the API called
     through a TestClient: tasks are sent to a broker no worker reads, so a test runs each stage
-    itself."""
-    settings = Settings(data_dir=home / "var", job_progress_interval_s=0.01)
+    itself. `extra`: further settings."""
+    settings = Settings(data_dir=home / "var", job_progress_interval_s=0.01, **extra)
     upgrade(settings)
     _, admin_key = make_key(settings, "Operations", Role.admin)
     engine = make_engine(settings)
