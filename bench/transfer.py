@@ -78,7 +78,7 @@ def run_curve_point(ctx: dict, mode: str, fields: str, minutes: str) -> tuple[li
     if mode == "finetune":
         config = start_config(config, ctx["base"], ctx["base_label"])
     model = EnhancementModel(
-        config, n_channels=lq[0].shape[0], name=run_name(mode, fields, minutes)
+        config, n_channels=lq[0].shape[0], name=run_name(mode, fields, minutes, ctx["fresh_io"])
     )
     if mode == "finetune":
         initialise_from_base(model, ctx["base"])
@@ -298,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         jobs: list[tuple[str, Any]] = [
             (r, (lambda c, r=r: run_bm3d(c) if r == "bm3d" else run_base_alone(c))) for r in rows
         ]
-        jobs += [(run_name(*p), (lambda c, p=p: run_curve_point(c, *p))) for p in points]
+        jobs += [
+            (run_name(*p, a.fresh_io), (lambda c, p=p: run_curve_point(c, *p))) for p in points
+        ]
         for name, fn in jobs:
             path = out / "rows" / f"{name}.json"
             if a.reuse and path.exists():
