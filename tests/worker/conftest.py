@@ -61,6 +61,9 @@ class EmbeddedService:
 def embedded_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
     home = tmp_path_factory.mktemp("embedded")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRSCOPE_")}
+    # the embedded defaults, except whether new pairings start from the shipped base: the
+    # run's choice (tests/conftest.py: off unless PAIRSCOPE_SHIPPED_BASE says otherwise)
+    env["PAIRSCOPE_SHIPPED_BASE"] = os.environ.get("PAIRSCOPE_SHIPPED_BASE", "true")
     key = create_key_with_cli(env, "Operations", cwd=home)
     assert "shown once" in key.stderr
     port = free_port()
