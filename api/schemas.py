@@ -436,9 +436,10 @@ class TrainingJobCreate(BaseModel):
         "time budget; training ends normally when it runs out", 30, None
     )
     init: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = doc(
-        "Starting weights: `base` (the network's current base), a base number (`3` or "
-        "`base:3`), `version:N` (one of this pairing's versions) or `scratch`. Left out: the "
-        "current base for a pairing with no versions yet when one fits, else scratch.",
+        "Starting weights: `base` (the network's current base, or the base shipped with "
+        "Pairscope while the network has none), a base number (`3` or `base:3`), `version:N` "
+        "(one of this pairing's versions) or `scratch`. Left out: the network's current base "
+        "for a pairing with no versions yet when one fits, else scratch.",
         "base",
         None,
     )

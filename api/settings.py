@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     align_ncc_threshold: float = Field(
         0.4, gt=-1, lt=1, description="Pairs whose aligned channels correlate less are rejected."
     )
+    shipped_base: bool = Field(
+        True,
+        description="While the network has no untainted base of its own, `init=base` starts "
+        "from the base shipped with Pairscope (never a default: on W2S it did worse than "
+        "scratch); false: `init=base` is refused until the network pretrains one.",
+    )
     job_progress_interval_s: float = Field(
         2.0, gt=0, description="Training progress and heartbeat go to the database this often."
     )

@@ -1,8 +1,8 @@
 """The local side of base models: ``pairscope pretrain`` (a base from synthetic pairs and
 folders of aligned pairs, no server) and ``pairscope train-local --init base|DIR``.
 
-``--init base`` looks for a base shipped inside the package, :data:`SHIPPED_BASES` (a model
-folder ``base/`` or an archive ``base.zip``); none ships yet, and the command says so.
+``--init base`` starts from the base shipped inside the package (:mod:`models.shipped_base`);
+an installation without it says so.
 """
 
 from __future__ import annotations
@@ -26,21 +26,18 @@ from .cli_science import (
     run_config,
 )
 from .config import Config
-
-SHIPPED_BASES = Path(__file__).resolve().parent / "bases"
-BASE_SUFFIXES = ("base", "base.zip")
+from .shipped_base import SHIPPED_BASE, SHIPPED_INIT, shipped_base
 
 
-def shipped_base() -> Path:
-    """The base shipped with this installation, if one is."""
-    for name in BASE_SUFFIXES:
-        candidate = SHIPPED_BASES / name
-        if candidate.exists():
-            return candidate
-    raise ScienceInputError(
-        f"no base model ships with this installation (looked in {SHIPPED_BASES}); give a "
-        "base folder made by `pairscope pretrain`: --init DIR"
-    )
+def shipped_base_path() -> Path:
+    """The base shipped with this installation; says so when there is none."""
+    shipped = shipped_base()
+    if shipped is None:
+        raise ScienceInputError(
+            f"no base model ships with this installation (looked for {SHIPPED_BASE}); give a "
+            "base folder made by `pairscope pretrain`: --init DIR"
+        )
+    return shipped.path
 
 
 def load_start(init: str) -> tuple[Any, str]:
@@ -48,7 +45,7 @@ def load_start(init: str) -> tuple[Any, str]:
     from .cli_science import load_model
 
     if init == "base":
-        return load_model(shipped_base()), "base"
+        return load_model(shipped_base_path()), SHIPPED_INIT
     path = Path(init)
     return load_model(path), f"file:{path.resolve().name}"
 

@@ -237,6 +237,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             preset=args.preset,
             seed=args.seed,
             steps=args.steps,
+            shape=args.shape,
         )
 
     return run_science(run)
@@ -1025,6 +1026,13 @@ pairscope train-local --lq wf/ --hq conf/ --out my-model --init my-base
     )
     pretrain.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     pretrain.add_argument("--seed", type=int, default=0, help="random seed")
+    pretrain.add_argument(
+        "--shape",
+        type=int,
+        default=96,
+        metavar="PX",
+        help="side of each synthetic field in pixels (at least the preset's patch size)",
+    )
     pretrain.set_defaults(func=cmd_pretrain)
 
     enhance = command(

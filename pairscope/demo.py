@@ -4,8 +4,9 @@ Everything goes over HTTP exactly as two real labs and an operator would do it, 
 also the shortest proof that a deployment works: an operator registers a wide-field lab and a
 confocal core with their microscopes (the paper's optics), pairs them and gives each a key; each
 lab uploads its side of synthetic cross-system fields (models/synthetic.py, slightly
-misregistered) and the worker aligns them; the wide-field lab snapshots the pairs, trains a `tiny`
-generator, gets version 1 with its evaluation report, promotes it, and enhances a new field.
+misregistered) and the worker aligns them; the wide-field lab snapshots the pairs, fine-tunes the
+network's base on them (the base shipped with Pairscope in a new network), gets version 1 with
+its evaluation report, promotes it, and enhances a new field.
 
 Names carry a timestamp, so running it again against the same service builds a second network
 beside the first instead of colliding with it.
@@ -39,12 +40,12 @@ if TYPE_CHECKING:
 # 4-6 dB over the input (the plain tiny preset barely moves it); 600 steps take ~15 s there.
 TRAINING = {
     "patch_size": 64,
-    "depth": 3,
-    "base_filters": 16,
     "adv_weight": 0.001,
     "checkpoint_every": 100,
     "val_every": 50,
 }
+# the network of a demo started from scratch (a service with no base: PAIRSCOPE_SHIPPED_BASE off)
+SCRATCH_NETWORK = {"depth": 3, "base_filters": 16}
 DEFAULT_STEPS = 600
 PIXEL_SIZE_UM = 0.08  # Nyquist-samples the bluest channel at NA 1.4 (0.61·461 nm / 1.4 / 2.3)
 MISREGISTRATION = {"shift": (2.0, -3.0), "rotation_deg": 0.5}
@@ -233,7 +234,7 @@ def run_demo(
     dataset = jobs_cli.create_snapshot(
         net.lab, net.pairing, {"train": 0.5, "validation": 0.25, "test": 0.25}, seed=0, say=say
     )
-    head("A worker trains a `tiny` generator on it")
+    head("A worker fine-tunes the network's base on it (a `tiny` schedule)")
     job_id, number = _train_version(net, dataset["id"], steps, say)
     result = DemoResult(
         url,
@@ -324,10 +325,21 @@ def _upload_fields(net: _Network, folder: Path, fields: int, size: int, say: job
 
 
 def _train_version(net: _Network, dataset: int, steps: int, say: jobs_cli.Say) -> tuple[int, int]:
-    """Step 5: train, follow, and return (job id, version number)."""
-    job = jobs_cli.start_training(
-        net.lab, net.pairing, dataset, "tiny", {**TRAINING, "steps": steps}, seed=0, say=say
-    )
+    """Step 5: train, follow, and return (job id, version number). The new pairing starts from
+    the network's base (the one shipped with Pairscope while the network has none of its own),
+    keeping its architecture; a service without any base trains from scratch."""
+    overrides = {**TRAINING, "steps": steps}
+    try:
+        job = jobs_cli.start_training(
+            net.lab, net.pairing, dataset, "tiny", overrides, seed=0, say=say, init="base"
+        )
+    except ClientError as exc:
+        if exc.status != 422 or "base" not in str(exc):
+            raise
+        say(f"no base to start from ({exc}); training from scratch")
+        job = jobs_cli.start_training(
+            net.lab, net.pairing, dataset, "tiny", {**overrides, **SCRATCH_NETWORK}, seed=0, say=say
+        )
     finished = jobs_cli.follow_training(net.lab, net.pairing, job["id"], say=say)
     if finished is None:
         raise DemoError("interrupted while following the training job")

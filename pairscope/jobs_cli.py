@@ -83,8 +83,11 @@ def start_training(
     seed: int | None = None,
     minutes: float | None = None,
     say: Say = _say,
+    init: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"dataset_id": dataset, "preset": preset, "overrides": overrides or {}}
+    if init is not None:
+        body["init"] = init
     if seed is not None:
         body["seed"] = seed
     if minutes is not None:
@@ -93,7 +96,8 @@ def start_training(
     budget = f", budget {job['minutes']:g} min" if job.get("minutes") else ""
     say(
         f"training job {job['id']} {job['state']} on pairing {pairing}: preset {job['preset']}, "
-        f"{job['config']['steps']} steps max{budget}, seed {job['seed']}, dataset {dataset}"
+        f"{job['config']['steps']} steps max{budget}, seed {job['seed']}, dataset {dataset}, "
+        f"starts from {job['config'].get('init', 'scratch')}"
     )
     return job
 

@@ -24,6 +24,15 @@ def measured_call_paths_kept_per_run(tmp_path_factory: pytest.TempPathFactory) -
     os.environ.setdefault("PAIRSCOPE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def new_pairings_train_from_scratch() -> None:
+    """The tests' pairings train the tiny preset; the shipped base (a cpu-small generator) would
+    give every first job its architecture. Its own tests turn it on
+    (tests/worker/test_shipped_base.py); servers and workers started as subprocesses inherit
+    this."""
+    os.environ.setdefault("PAIRSCOPE_SHIPPED_BASE", "false")
+
+
 @pytest.fixture(scope="session")
 def postgres_schema_url() -> Iterator[callable]:
     """Make fresh schemas in database `test` on demand; drop them all at the end of the run."""

@@ -36,6 +36,7 @@ from models.files import sha256_file
 from models.image_io import read_image
 from models.model import EnhancementModel
 from models.output_metadata import Imaging
+from models.shipped_base import SHIPPED_INIT, shipped_base
 from models.training import CHECKPOINT_FILE, TrainingCancelled, TrainingResult
 from models.trust import METADATA_KEY as TRUST_KEY
 from models.trust import UNCERTAINTY_KEY
@@ -170,10 +171,15 @@ def load_job(
 def fetch_init_model(
     session: Session, store: ObjectStore, pairing: Pairing, config: Config, scratch: Path
 ) -> Path | None:
-    """Download the model `config.init` names ("base:N", "version:N"), hash-checked; None for
-    a job that starts from scratch."""
+    """Download the model `config.init` names ("base:N", "version:N"), hash-checked, or the
+    base shipped in the package ("base:shipped"); None for a job that starts from scratch."""
     if config.init == "scratch":
         return None
+    if config.init == SHIPPED_INIT:
+        shipped = shipped_base()
+        if shipped is None:
+            raise ValueError("the job starts from the shipped base; this worker has none")
+        return shipped.path  # start_model checks its weights against the recorded digest
     kind, _, number = config.init.partition(":")
     row: BaseVersion | ModelVersion | None
     if kind == "base":

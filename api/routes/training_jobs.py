@@ -50,7 +50,12 @@ def start_training(
 ) -> TrainingJobOut:
     """Queue a training run on a `train` worker. Admins and either side of the pairing may."""
     job = training_control.start(
-        session, dispatcher=dispatcher, principal=principal, pairing=pairing, request=body
+        session,
+        dispatcher=dispatcher,
+        principal=principal,
+        pairing=pairing,
+        request=body,
+        use_shipped_base=settings.shipped_base,
     )
     return _out(session, job, settings)
 

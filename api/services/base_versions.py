@@ -32,6 +32,7 @@ from models.base_models import (
     check_compatible,
     generator_overrides,
 )
+from models.shipped_base import SHIPPED_INIT, ShippedBase, shipped_base
 
 # a pairing's test fields judge its own versions, so a base never learns them
 PRETRAINING_SPLITS = (Split.train, Split.validation)
@@ -179,6 +180,33 @@ class InitChoice:
         return {**self.architecture, "init": self.init, "init_sha256": self.sha256}
 
 
+def _shipped_choice(
+    pairing: Pairing, shipped: ShippedBase, requested: dict[str, Any]
+) -> InitChoice:
+    """The base shipped in the package: the network's base until it pretrains one of its own.
+    It saw no pairing's pairs (synthetic only), so no withdrawal can taint it."""
+    check_compatible(
+        base_channels=shipped.n_channels,
+        base_pixel_range=shipped.pixel_size_range_um,
+        n_channels=len(pairing.channel_map),
+        grid_pixel_um=pairing.hq_microscope.pixel_size_um,
+    )
+    architecture = generator_overrides(shipped.config, requested)
+    return InitChoice(SHIPPED_INIT, shipped.weights_sha256, architecture)
+
+
+def _current_choice(
+    session: Session, pairing: Pairing, requested: dict[str, Any], use_shipped: bool
+) -> InitChoice | None:
+    """`init=base`: the network's newest untainted base, else the shipped one (when the
+    service uses it and the package carries it); None when there is neither."""
+    base = current_base(session)
+    if base is not None:
+        return _base_choice(pairing, base, requested)
+    shipped = shipped_base() if use_shipped else None
+    return None if shipped is None else _shipped_choice(pairing, shipped, requested)
+
+
 def _base_choice(pairing: Pairing, base: BaseVersion, requested: dict[str, Any]) -> InitChoice:
     if base.tainted_by_withdrawal:
         raise IncompatibleBase(
@@ -208,18 +236,25 @@ def _parse(requested: str) -> tuple[str, int | None]:
 
 
 def resolve_init(
-    session: Session, pairing: Pairing, requested: str | None, overrides: dict[str, Any]
+    session: Session,
+    pairing: Pairing,
+    requested: str | None,
+    overrides: dict[str, Any],
+    *,
+    use_shipped: bool = True,
 ) -> InitChoice:
-    """The weights a training job of `pairing` starts from; 422 saying why when they cannot."""
+    """The weights a training job of `pairing` starts from; 422 saying why when they cannot.
+    `use_shipped`: the service's ``shipped_base`` setting, whether `init=base` may start from
+    the base shipped with Pairscope while the network has none of its own."""
     if requested is None:
         has_versions = session.scalar(
             select(func.count(ModelVersion.id)).where(ModelVersion.pairing_id == pairing.id)
         )
-        base = current_base(session)
-        if has_versions or base is None:
+        if has_versions:
             return InitChoice()
         try:
-            return _base_choice(pairing, base, overrides)
+            # the network's own base, never the shipped one (measured worse than scratch on W2S)
+            return _current_choice(session, pairing, overrides, False) or InitChoice()
         except IncompatibleBase:
             return InitChoice()  # the default never refuses: it trains from scratch instead
     kind, number = _parse(requested)
@@ -237,9 +272,10 @@ def resolve_init(
             architecture = generator_overrides(version.config, overrides)
             return InitChoice(f"version:{number}", version.weights_sha256, architecture)
         if number is None:
-            base = current_base(session)
-            if base is None:
+            choice = _current_choice(session, pairing, overrides, use_shipped)
+            if choice is None:
                 raise field_error("init", "the network has no base model yet (or all are tainted)")
+            return choice
         else:
             base = session.scalar(select(BaseVersion).where(BaseVersion.number == number))
             if base is None:

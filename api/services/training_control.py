@@ -52,6 +52,7 @@ def start(
     principal: Principal,
     pairing: Pairing,
     request: TrainingJobCreate,
+    use_shipped_base: bool = True,
 ) -> TrainingJob:
     """Check the pairing, dataset and configuration, record the job, queue it on `train`."""
     dataset_id = request.dataset_id
@@ -62,7 +63,9 @@ def start(
     )
     if dataset is None:
         raise field_error("dataset_id", f"dataset {dataset_id} does not exist for this pairing")
-    init = resolve_init(session, pairing, request.init, request.overrides)
+    init = resolve_init(
+        session, pairing, request.init, request.overrides, use_shipped=use_shipped_base
+    )
     config = resolve_config(request, init.overrides())
     job = TrainingJob(
         pairing_id=pairing.id,

@@ -230,6 +230,8 @@ def test_the_labs_work_in_the_web_app(  # noqa: PLR0915 (one story, told in orde
         page.get_by_role("button", name="Roll back production").click()
         page.get_by_text("production → version 1").wait_for()
         assert page.locator("table.versions tbody tr").count() == 2
+        # each version says where it started (no base in this service: from scratch)
+        assert page.locator(".started-from").first.inner_text() == "trained from scratch"
         assert page.get_by_label("compare version 2").is_checked()  # overlaid when it has curves
         assert page.locator("figure.chart svg path").count() >= 1  # (one step: no val points)
         lab.shoot("09-versions")

@@ -1,6 +1,7 @@
 """Base models on the command line and the channel-by-channel start they give a generator:
 `pairscope pretrain` makes a single-channel base that `train-local --init DIR` starts from
-(recorded in the model's config), `--init base` says no base ships yet; a base started
+(recorded in the model's config), `--init base` starts from the base shipped in the package; a
+base-started
 multi-channel model computes, on equal channels, exactly what the base computes."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from models.base_models import IncompatibleBase
 from models.cli_pretraining import folder_pairs
 from models.config import Config
 from models.model import EnhancementModel
+from models.shipped_base import shipped_base
 from tests.models.test_cli_science import _describe_reference, _pairscope, _quiet, _write_pairs
 
 
@@ -63,7 +65,13 @@ def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no
         "train-local", "--lq", lq_dir, "--hq", hq_dir, "--out", "model", "--preset", "tiny",
         "--steps", "3", "--init", "base", cwd=tmp_path,
     )  # fmt: skip
-    assert trained.returncode == 2 and "no base model ships" in trained.stderr, trained.stderr
+    assert trained.returncode == 0, trained.stderr  # the base shipped inside the package
+    shipped = shipped_base()
+    assert shipped is not None
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["init"] == "base:shipped"
+    assert config["init_sha256"] == shipped.weights_sha256
+    assert config["base_filters"] == shipped.config["base_filters"]  # its architecture, kept
 
     trained = _pairscope(
         "train-local", "--lq", lq_dir, "--hq", hq_dir, "--out", "model", "--preset", "tiny",

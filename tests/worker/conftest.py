@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -60,6 +61,9 @@ class EmbeddedService:
 def embedded_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
     home = tmp_path_factory.mktemp("embedded")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRSCOPE_")}
+    # the embedded defaults, except whether new pairings start from the shipped base: the
+    # run's choice (tests/conftest.py: off unless PAIRSCOPE_SHIPPED_BASE says otherwise)
+    env["PAIRSCOPE_SHIPPED_BASE"] = os.environ.get("PAIRSCOPE_SHIPPED_BASE", "true")
     key = create_key_with_cli(env, "Operations", cwd=home)
     assert "shown once" in key.stderr
     port = free_port()
@@ -86,11 +90,11 @@ class InProcessService:
 
 
 @contextmanager
-def in_process_service(home: Path) -> Iterator[InProcessService]:
+def in_process_service(home: Path, **extra: Any) -> Iterator[InProcessService]:
     """A migrated SQLite database and LocalStore under `home`, an admin key, and the API called
     through a TestClient: tasks are sent to a broker no worker reads, so a test runs each stage
-    itself."""
-    settings = Settings(data_dir=home / "var", job_progress_interval_s=0.01)
+    itself. `extra`: further settings."""
+    settings = Settings(data_dir=home / "var", job_progress_interval_s=0.01, **extra)
     upgrade(settings)
     _, admin_key = make_key(settings, "Operations", Role.admin)
     engine = make_engine(settings)

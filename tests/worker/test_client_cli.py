@@ -76,6 +76,9 @@ def test_demo_builds_the_network_and_version_1(demo: Demo) -> None:
     for step in ("[1/9]", "pairs: 8 accepted", "dataset ", "training job", "[9/9] Done"):
         assert step in demo.output, step
     assert "succeeded: version 1" in demo.output
+    # the new pairing starts from the shipped base when the service uses it (tests turn it off)
+    shipped = os.environ.get("PAIRSCOPE_SHIPPED_BASE", "true").lower() in ("1", "true", "yes")
+    assert f"starts from {'base:shipped' if shipped else 'scratch'}" in demo.output
     assert "production of pairing" in demo.output and "points at version 1" in demo.output
     assert "/docs" in demo.output and str(demo.folder) in demo.output
     enhanced = demo.folder / "new-field_enhanced.ome.tif"

@@ -23,6 +23,16 @@ export function gateVerdict(version, production) {
   return failures;
 }
 
+/** Where a version's training started (its config's `init`): labs see which base it came from. */
+export function startedFrom(config) {
+  const init = (config && config.init) || "scratch";
+  if (init === "base:shipped") return "fine-tuned from the base shipped with Pairscope";
+  if (init.startsWith("base:")) return `fine-tuned from base ${init.slice(5)}`;
+  if (init.startsWith("version:")) return `started from version ${init.slice(8)}`;
+  if (init.startsWith("file:")) return `started from ${init.slice(5)}`;
+  return "trained from scratch";
+}
+
 export async function versionsView({ main, params, me }) {
   const pc = await pairingContext(params.pairing, me);
   const id = pc.pairing.id;
@@ -79,7 +89,7 @@ export async function versionsView({ main, params, me }) {
             const failures = gateVerdict(v, production);
             return h("tr", { dataset: { version: v.number } },
               h("td", {}, h("input", { type: "checkbox", checked: chosen.has(v.number), "aria-label": `compare version ${v.number}`, onchange: (e) => { e.target.checked ? chosen.add(v.number) : chosen.delete(v.number); drawCurves(); } })),
-              h("td", {}, h("strong", {}, v.number), v.aliases.length ? h("div", { class: "small" }, v.aliases.join(", ")) : null, h("div", { class: "muted small" }, `job ${v.job_id} · dataset ${v.dataset_id}`)),
+              h("td", {}, h("strong", {}, v.number), v.aliases.length ? h("div", { class: "small" }, v.aliases.join(", ")) : null, h("div", { class: "muted small" }, `job ${v.job_id} · dataset ${v.dataset_id}`), h("div", { class: "muted small started-from" }, startedFrom(v.config))),
               methods.map((m) => { const x = medians(v, m); return h("td", {}, x ? `${num(x.psnr)} / ${num(x.ssim, 3)}` : "–"); }),
               h("td", {}, failures.length ? h("span", { class: "error", title: failures.join("; ") }, "fails: ", failures.join("; ")) : h("span", { class: "ok" }, "passes")),
               h("td", { class: "actions" },
