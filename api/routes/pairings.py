@@ -17,7 +17,7 @@ from api.openapi_responses import (
     NOT_FOUND,
 )
 from api.pagination import paginate
-from api.params import Offset, PathInt
+from api.params import Offset, PathInt, QueryInt
 from api.schemas import ConsentIn, Page, PairingCreate, PairingOut, PairingUpdate, ReadinessOut
 from api.services import access, consent, registry
 from api.tables import Pairing, PairingStatus, Side
@@ -42,12 +42,12 @@ def list_pairings(
     session: SessionDep,
     principal: PrincipalDep,
     status_: Annotated[PairingStatus | None, Query(alias="status")] = None,
-    microscope_id: Annotated[int | None, Query(description="either side")] = None,
+    microscope_id: QueryInt = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> Page[PairingOut]:
     """The pairings this key may see (its institution on either side; all for an admin),
-    filtered by status or by a microscope on either side."""
+    filtered by status or by a microscope (`microscope_id`) on either side."""
     query = access.visible_pairings(principal)
     if status_ is not None:
         query = query.where(Pairing.status == status_)

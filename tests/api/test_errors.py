@@ -42,6 +42,8 @@ def _names_field(response, field: str) -> None:  # type: ignore[no-untyped-def]
         ("/api/v1/pairings/{pairing}/images?offset={huge}", "offset"),
         ("/api/v1/institutions?offset={huge}", "offset"),
         ("/api/v1/keys?institution_id={huge}", "institution_id"),
+        ("/api/v1/microscopes?institution_id={huge}", "institution_id"),
+        ("/api/v1/pairings?microscope_id={huge}", "microscope_id"),
         ("/api/v1/pairings/{pairing}/versions?limit={huge}", "limit"),
     ],
 )

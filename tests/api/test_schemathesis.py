@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +41,11 @@ class Target:
     headers: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+@contextmanager
+def _network(folder: Path) -> Iterator[Target]:
     """The app with an admin key and a pairing (ids 1 and 2 exist), so that generated requests
     reach past the 404 of an empty registry."""
-    config = Settings(data_dir=tmp_path_factory.mktemp("schemathesis"), database_url="")
+    config = Settings(data_dir=folder, database_url="")
     upgrade(config)
     institution, key = make_key(config, "Network Operations", Role.admin)
     app = create_app(config)
@@ -65,6 +66,20 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         )
         assert created.status_code == 201, created.text
         yield Target(app, headers)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """One network for all generated cases (they may revoke its key or delete its rows)."""
+    with _network(tmp_path_factory.mktemp("schemathesis")) as network:
+        yield network
+
+
+@pytest.fixture
+def fresh_target(tmp_path: Path) -> Iterator[Target]:
+    """A network of its own, untouched by what the generated cases did to `target`'s."""
+    with _network(tmp_path) as network:
+        yield network
 
 
 def _load_schema() -> schemathesis.BaseSchema:
@@ -95,7 +110,7 @@ def test_every_operation_keeps_its_documented_promises(
     case.call_and_validate(headers=target.headers, checks=CHECKS, app=target.app)
 
 
-def test_an_id_beyond_64_bits_is_refused_with_a_4xx(target: Target) -> None:
-    with TestClient(target.app) as client:
-        response = client.get(f"/api/v1/pairings/{SQLITE_INTEGER}", headers=target.headers)
+def test_an_id_beyond_64_bits_is_refused_with_a_4xx(fresh_target: Target) -> None:
+    with TestClient(fresh_target.app) as client:
+        response = client.get(f"/api/v1/pairings/{SQLITE_INTEGER}", headers=fresh_target.headers)
     assert response.status_code == 422, response.text
