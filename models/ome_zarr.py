@@ -37,7 +37,6 @@ from .image_io import DTYPES, MIN_SIZE, ImageInfo, InvalidImage
 from .output_metadata import OutputMetadata
 
 NGFF_VERSION = "0.4"
-ZARR_ZIP_SUFFIX = ".ome.zarr.zip"
 CHUNK = 1024
 SMALLEST_LEVEL = 256  # pixels along the longer side of the pyramid's last level
 ATTRIBUTE = "pairscope"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models.output_formats import DEFAULT_FORMAT, OUTPUT_FORMATS
 from pairscope import __version__, registry_cli, review_cli
 from pairscope.cli_support import (
     HelpFormatter,
@@ -923,8 +924,8 @@ pairscope enhance-remote --pairing 1 --format ome-zarr --out enhanced/ big-field
     remote.add_argument("--ensemble", action="store_true", help="average the 8 flips/rotations")
     remote.add_argument(
         "--format",
-        choices=["ome-tiff", "ome-zarr"],
-        default="ome-tiff",
+        choices=list(OUTPUT_FORMATS),
+        default=DEFAULT_FORMAT,
         help="output file: OME-TIFF, or an OME-Zarr store (NGFF 0.4, pyramid) zipped",
     )
     remote.add_argument("inputs", nargs="+", metavar="INPUT", help="TIFF files or folders")
@@ -1070,7 +1071,7 @@ pairscope enhance --model my-model slide.ome.zarr slide_enhanced.ome.zarr
     )
     enhance.add_argument(
         "--format",
-        choices=["ome-tiff", "ome-zarr"],
+        choices=list(OUTPUT_FORMATS),
         help="output format (default: by the output's suffix; with --out, the input's)",
     )
     enhance.add_argument(

@@ -19,7 +19,8 @@ from api.tables import EnhancementItem, EnhancementJob, JobState, ModelVersion, 
 from models.files import sha256_file
 from models.image_io import read_image
 from models.ome_tiff import write_ome_tiff
-from models.ome_zarr import ZARR_ZIP_SUFFIX, write_ome_zarr_zip
+from models.ome_zarr import write_ome_zarr_zip
+from models.output_formats import OUTPUT_FORMATS, ZARR_ZIP_SUFFIX
 from models.output_metadata import OutputMetadata
 from models.pixel_grid import to_model_grid
 from models.trust import check_output, unchecked
@@ -34,7 +35,6 @@ from worker.transient import TRANSIENT_ERRORS
 
 _MODELS: OrderedDict[int, Any] = OrderedDict()
 MODEL_CACHE = 2
-OUTPUT_SUFFIXES = {"ome-tiff": ".ome.tif", "ome-zarr": ZARR_ZIP_SUFFIX}  # by the job's format
 
 
 def load_version(store: ObjectStore, version: ModelVersion) -> Any:
@@ -82,7 +82,7 @@ def enhance_item(
         precision=model.policy,
         model_id=model.metadata.get("id"),
     )
-    suffix = OUTPUT_SUFFIXES[job.output_format]
+    suffix = OUTPUT_FORMATS[job.output_format].suffix
     target = write_output(folder / f"out-{item.id}{suffix}", output, info.axes, metadata)
     base = f"pairings/{pairing.id}/enhancements/{job.id}/{item.id}"
     stored = store.put_file(base + suffix, target, sha256_file(target))

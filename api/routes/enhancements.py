@@ -26,10 +26,10 @@ from api.pagination import paginate
 from api.params import DB_INT_MAX, Offset, PathInt
 from api.schemas import EnhanceByIds, EnhancementJobOut, Page
 from api.services import access, enhancement_requests
-from api.services.enhancement_requests import ENHANCE_ACTION, OUTPUT_FORMATS, EnhancementOrder
+from api.services.enhancement_requests import ENHANCE_ACTION, EnhancementOrder
 from api.tables import EnhancementItem, EnhancementJob, ModelVersion
 from api.upload_stream import receive_files
-from models.ome_zarr import ZARR_ZIP_SUFFIX
+from models.output_formats import OUTPUT_FORMATS, format_of
 
 router = APIRouter(
     prefix="/pairings/{pairing_id}/enhancements", tags=["enhancements"], responses=PAIRING_SCOPED
@@ -222,15 +222,12 @@ def download_output(
             f"item {item_id} has no output ({item.state.value}"
             f"{': ' + item.reason if item.reason else ''})",
         )
-    if item.output_key.endswith(ZARR_ZIP_SUFFIX):
-        media_type, suffix = "application/zip", ZARR_ZIP_SUFFIX
-    else:
-        media_type, suffix = "image/tiff", ".ome.tif"
+    delivered = format_of(item.output_key)
     return download(
         store,
         item.output_key,
-        media_type=media_type,
-        filename=f"{_stem(item.filename)}_enhanced{suffix}",
+        media_type=delivered.media_type,
+        filename=f"{_stem(item.filename)}_enhanced{delivered.suffix}",
     )
 
 

@@ -32,11 +32,11 @@ from api.tables import (
     utcnow,
 )
 from api.upload_stream import ReceivedFile
+from models.output_formats import OUTPUT_FORMATS
 from models.pixel_grid import PixelSizePlan, PixelSizeRefused, plan_pixel_size
 
 ENHANCE_ACTION = "enhance images and read the results"
 OUT_DTYPES = ("float32", "uint16")
-OUTPUT_FORMATS = ("ome-tiff", "ome-zarr")  # ome-zarr: an NGFF 0.4 store, zipped
 
 
 def choose_version(session: Session, pairing: Pairing, number: int | None) -> ModelVersion:
