@@ -493,7 +493,7 @@ class VersionOut(Orm):
     config: dict[str, Any] = doc("The training Config.", {"steps": 200, "batch_size": 4})
     seed: int = doc("Random seed.", 0)
     software: dict[str, Any] = doc("Versions of the software used.", {"tensorflow": "2.17.0"})
-    training: dict[str, Any] = doc("How training went.", {"steps": 200, "seconds": 412.5})
+    training: dict[str, Any] = doc("How training went.", {"steps": 200, "elapsed_s": 412.5})
     device: str | None = doc("The device it trained on.", "CPU")
     weights_sha256: str = doc("SHA-256 of the weights.", SHA256)
     model_sha256: str = doc("SHA-256 of the model .zip.", SHA256)
@@ -515,6 +515,40 @@ class VersionOut(Orm):
     )
     aliases: list[str] = doc("Aliases pointing at it.", ["production"], default_factory=list)
     created_at: datetime = doc("When it was made (UTC).", WHEN)
+
+
+class CurvePointOut(BaseModel):
+    """One version on the pairing's learning curve."""
+
+    version: int = doc("The version's number.", 2)
+    train_fields: int = doc("Training fields in its snapshot.", 8)
+    minutes: float | None = doc("How long it trained (minutes).", 15.0, None)
+    init: str = doc("Where its training started (its config's `init`).", "scratch")
+    psnr: float | None = doc("Its median PSNR (dB) on its snapshot's test fields.", 31.2, None)
+    ssim: float | None = doc("Its median SSIM on those fields.", 0.84, None)
+    input_psnr: float | None = doc("The wide-field input's own PSNR there.", 18.3, None)
+    richardson_lucy_psnr: float | None = doc(
+        "Richardson–Lucy's PSNR there (the quality gate's reference).", 17.0, None
+    )
+
+
+class ExpectedPointOut(BaseModel):
+    train_fields: int = doc("A number of training fields.", 16)
+    psnr: float = doc("The PSNR (dB) the fitted curve expects there.", 32.0)
+
+
+class LearningCurveOut(BaseModel):
+    """Fields imaged → quality reached, from this pairing's own versions, and the fitted
+    expectation `PSNR = a − b/√n` once versions cover three field counts."""
+
+    fields_available: int = doc("Accepted, aligned pairs the pairing holds now.", 12)
+    points: list[CurvePointOut] = doc("One point per version, in version order.", [])
+    expected: list[ExpectedPointOut] = doc(
+        "The fitted curve, from 1 field to twice the most seen; empty without a fit.", []
+    )
+    fit: str | None = doc(
+        "The fitted formula, or why there is none.", "PSNR = 33.1 − 6.2/√n dB", None
+    )
 
 
 class AliasMove(BaseModel):

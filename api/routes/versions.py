@@ -14,8 +14,18 @@ from api.downloads import content_disposition
 from api.openapi_responses import BAD_REQUEST, CONFLICT, FORBIDDEN, PAIRING_SCOPED, file_body
 from api.pagination import paginate
 from api.params import Offset, PathInt
-from api.schemas import AliasEventOut, AliasMove, AliasOut, BioimageioOut, Page, VersionOut
-from api.services import model_versions
+from api.schemas import (
+    AliasEventOut,
+    AliasMove,
+    AliasOut,
+    BioimageioOut,
+    CurvePointOut,
+    ExpectedPointOut,
+    LearningCurveOut,
+    Page,
+    VersionOut,
+)
+from api.services import learning_curve, model_versions
 from api.tables import Alias, AliasEvent, ModelVersion
 
 router = APIRouter(prefix="/pairings/{pairing_id}", tags=["versions"], responses=PAIRING_SCOPED)
@@ -40,6 +50,32 @@ def list_versions(
     page = paginate(session, query, limit, offset, ModelVersion.number)
     page.items = [_out(session, v) for v in page.items]
     return page
+
+
+@router.get("/learning-curve", summary="The pairing's learning curve")
+def get_learning_curve(pairing: PairingDep, session: SessionDep) -> LearningCurveOut:
+    """Fields imaged → test quality, one point per version, and the expected quality of more
+    fields once versions trained on three field counts can be fitted — to decide how many
+    fields to image next."""
+    points = learning_curve.points(session, pairing)
+    fitted = learning_curve.fit(points)
+    expected: list[ExpectedPointOut] = []
+    if isinstance(fitted, str):
+        formula = fitted
+    else:
+        a, b = fitted
+        formula = f"PSNR = {a:.2f} − {b:.2f}/√n dB (least squares over the scored versions)"
+        largest = max(p.train_fields for p in points)
+        expected = [
+            ExpectedPointOut(train_fields=n, psnr=psnr)
+            for n, psnr in learning_curve.expected(a, b, largest)
+        ]
+    return LearningCurveOut(
+        fields_available=learning_curve.fields_available(session, pairing),
+        points=[CurvePointOut(**vars(p)) for p in points],
+        expected=expected,
+        fit=formula,
+    )
 
 
 @router.get("/versions/{number}", summary="Get a model version")

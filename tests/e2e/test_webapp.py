@@ -234,6 +234,10 @@ def test_the_labs_work_in_the_web_app(  # noqa: PLR0915 (one story, told in orde
         assert page.locator(".started-from").first.inner_text() == "trained from scratch"
         assert page.get_by_label("compare version 2").is_checked()  # overlaid when it has curves
         assert page.locator("figure.chart svg path").count() >= 1  # (one step: no val points)
+        # the learning curve: both versions at their snapshot's field count, and why no fit yet
+        card = page.locator("#learning-curve")
+        assert card.locator("circle.marker").count() >= 2
+        assert "different numbers of fields" in card.locator(".fit").inner_text()
         lab.shoot("09-versions")
 
         # Enhance a stored wide-field image with the production version.

@@ -99,6 +99,31 @@ def test_versions_table(embedded_service: EmbeddedService, demo: Demo) -> None:
     assert row.split()[0] == "1" and DEMO_STEPS in row.split() and row.endswith("production")
 
 
+def test_the_learning_curve_shows_version_1_at_its_field_count(
+    embedded_service: EmbeddedService, demo: Demo
+) -> None:
+    import httpx
+
+    def get(path: str) -> dict:
+        response = httpx.get(
+            f"{embedded_service.url}/api/v1/pairings/{demo.pairing}/{path}",
+            headers={"Authorization": f"Bearer {demo.lab_key}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    curve, version = get("learning-curve"), get("versions/1")
+    dataset = get(f"datasets/{version['dataset_id']}")
+    (point,) = curve["points"]
+    assert point["version"] == 1 and point["train_fields"] == dataset["counts"]["train"]
+    assert point["psnr"] == version["metrics"]["medians"]["generated"]["psnr"]
+    assert point["input_psnr"] == version["metrics"]["medians"]["identity"]["psnr"]
+    assert point["init"] == version["config"].get("init", "scratch") and point["minutes"] > 0
+    assert curve["fields_available"] >= 8
+    # one field count is not a curve: no expectation is drawn, and the answer says why
+    assert curve["expected"] == [] and "at least 3 different numbers of fields" in curve["fit"]
+
+
 def test_read_commands_answer_json_for_scripts(
     embedded_service: EmbeddedService, demo: Demo
 ) -> None:

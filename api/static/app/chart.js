@@ -12,7 +12,8 @@ function ticks(lo, hi, n = 4) {
   return out;
 }
 
-/** series: [{label, points: [[x, y], …], color?, dashed?}] → <figure> with an SVG chart. */
+/** series: [{label, points: [[x, y], …], color?, dashed?, markers?, markersOnly?, notes?}] →
+ * <figure> with an SVG chart; markers draw each point (its note, if any, as the tooltip). */
 export function lineChart(series, { title, xLabel = "", yLabel = "", width = 560, height = 240 } = {}) {
   const drawn = series.filter((se) => se.points.length);
   const pad = { l: 52, r: 12, t: 10, b: 34 };
@@ -42,7 +43,12 @@ export function lineChart(series, { title, xLabel = "", yLabel = "", width = 560
   drawn.forEach((se, i) => {
     const color = se.color || PALETTE[i % PALETTE.length];
     const d = se.points.filter((p) => Number.isFinite(p[1])).map((p, j) => `${j ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join("");
-    svg.append(s("path", { d, fill: "none", stroke: color, "stroke-width": 1.8, "stroke-dasharray": se.dashed ? "5 3" : null }, s("title", {}, se.label)));
+    if (!se.markersOnly) svg.append(s("path", { d, fill: "none", stroke: color, "stroke-width": 1.8, "stroke-dasharray": se.dashed ? "5 3" : null }, s("title", {}, se.label)));
+    if (se.markers || se.markersOnly) {
+      se.points.filter((p) => Number.isFinite(p[1])).forEach((p, j) =>
+        svg.append(s("circle", { cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 4, fill: color, class: "marker" },
+          s("title", {}, (se.notes && se.notes[j]) || `${se.label}: ${p[1]}`))));
+    }
   });
   figure.append(svg, h("ul", { class: "legend plain" }, drawn.map((se, i) =>
     h("li", { dataset: { color: se.color || PALETTE[i % PALETTE.length] } }, swatch(se.color || PALETTE[i % PALETTE.length], se.dashed), se.label))));

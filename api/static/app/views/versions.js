@@ -33,6 +33,24 @@ export function startedFrom(config) {
   return "trained from scratch";
 }
 
+/** The pairing's own learning curve: fields imaged → quality its versions reached, and the
+ * fitted expectation once three field counts are known — to decide how many fields to image. */
+export function learningCurveCard(curve) {
+  const pts = curve.points.filter((p) => p.psnr !== null);
+  const byFields = (key) => pts.filter((p) => p[key] !== null).map((p) => [p.train_fields, p[key]]).sort((a, b) => a[0] - b[0]);
+  const series = [
+    { label: "this pairing's versions (test PSNR)", points: pts.map((p) => [p.train_fields, p.psnr]), markersOnly: true,
+      notes: pts.map((p) => `version ${p.version}: ${p.train_fields} fields, ${num(p.psnr)} dB / SSIM ${num(p.ssim, 3)}, ${p.minutes ?? "?"} min, ${startedFrom({ init: p.init })}`) },
+    { label: "expected with more fields (fit)", points: curve.expected.map((e) => [e.train_fields, e.psnr]), dashed: true },
+    { label: "Richardson–Lucy on the same fields", points: byFields("richardson_lucy_psnr"), markers: true, color: "#868e96" },
+    { label: "wide-field input", points: byFields("input_psnr"), markers: true, dashed: true, color: "#adb5bd" },
+  ];
+  return h("section", { class: "card", id: "learning-curve" }, h("h2", {}, "Learning curve: fields imaged → quality"),
+    h("p", { class: "muted" }, `${curve.fields_available} aligned fields are available now; each version below was trained on its snapshot's training fields.`),
+    lineChart(series, { title: "Median test PSNR by training fields", xLabel: "training fields", yLabel: "dB" }),
+    h("p", { class: "small fit" }, curve.fit || ""));
+}
+
 export async function versionsView({ main, params, me }) {
   const pc = await pairingContext(params.pairing, me);
   const id = pc.pairing.id;
@@ -60,9 +78,10 @@ export async function versionsView({ main, params, me }) {
   }
 
   async function load() {
-    const [versions, aliases, events, jobs] = await Promise.all([
+    const [versions, aliases, events, jobs, curve] = await Promise.all([
       api.all(`/pairings/${id}/versions`), api.get(`/pairings/${id}/aliases`),
-      api.get(`/pairings/${id}/alias-events?limit=500`), api.all(`/pairings/${id}/training-jobs`)]);
+      api.get(`/pairings/${id}/alias-events?limit=500`), api.all(`/pairings/${id}/training-jobs`),
+      api.get(`/pairings/${id}/learning-curve`)]);
     const production = versions.find((v) => v.aliases.includes("production"));
     const methods = [...new Set(versions.flatMap((v) => Object.keys(v.metrics.medians || {})))];
     const chosen = new Set(versions.slice(-3).map((v) => v.number));
@@ -99,6 +118,7 @@ export async function versionsView({ main, params, me }) {
                 h("button", { type: "button", class: "secondary", onclick: async () => { const b = await api.blob(`/pairings/${id}/versions/${v.number}/model`); saveBlob(b, b.filename || `v${v.number}.zip`); } }, "Model")));
           })))) : h("p", { class: "muted" }, "No version yet: a finished training job makes one."),
         curves, reportBox),
+      learningCurveCard(curve),
       h("section", { class: "card" }, h("h2", {}, "Audit log"),
         events.items.length ? h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["when", "alias", "action", "from", "to", "by key", "override reason"].map((t) => h("th", {}, t)))),
           h("tbody", {}, events.items.slice().reverse().map((e) => h("tr", {}, h("td", {}, when(e.created_at)), h("td", {}, e.alias), h("td", {}, e.action), h("td", {}, e.from_version ?? "–"), h("td", {}, e.to_version), h("td", {}, e.principal_id ?? "–"), h("td", {}, e.override_reason || "")))))) : h("p", { class: "muted" }, "Nothing moved yet.")));
