@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage, optimize
 
+from . import reflect_filter
 from .input_channels import InputChannel, input_channels
 from .noise import noise_variance_map
 
@@ -335,33 +336,35 @@ def _channel(
     smoothing_px: float,
     z_threshold: float,
 ) -> tuple[ChannelConsistency, np.ndarray, np.ndarray]:
-    ref = lq.x
-    deg = gaussian_blur(enhanced, sigma_px)
-    # scale and offset (as minmse_scale_offset), RSP and RSE from one set of centred moments
-    m_deg, m_ref = float(deg.mean()), float(ref.mean())
-    dc = deg - m_deg
-    rc = ref - m_ref
-    n = dc.size
-    dv, rv = dc.ravel(), rc.ravel()
-    # einsum, not a BLAS dot (see models.noise.variance_model)
-    var_deg = float(np.einsum("i,i->", dv, dv)) / n
-    var_ref = float(np.einsum("i,i->", rv, rv)) / n
-    cov = float(np.einsum("i,i->", dv, rv)) / n
+    ref = lq.x  # float32
+    enhanced = np.asarray(enhanced, np.float32)
+    kernel = reflect_filter.gaussian_kernel(sigma_px)
+    deg = enhanced if len(kernel) == 1 else reflect_filter.filtered(enhanced, [(kernel,)])[0]
+    # scale and offset (as minmse_scale_offset), RSP and RSE from one set of centred moments,
+    # float32 arrays summed pairwise in float64
+    n = deg.size
+    m_deg = float(deg.sum(dtype=np.float64)) / n
+    m_ref = float(ref.sum(dtype=np.float64)) / n
+    dc = deg - np.float32(m_deg)
+    rc = ref - np.float32(m_ref)
+    var_deg = float(np.sum(dc * dc, dtype=np.float64)) / n
+    var_ref = float(np.sum(rc * rc, dtype=np.float64)) / n
+    cov = float(np.sum(dc * rc, dtype=np.float64)) / n
     a = cov / var_deg if var_deg > 0 else 0.0
     b = m_ref - a * m_deg
     resid = rc
-    resid -= a * dc  # ref − (a·deg + b), in place of rc
+    resid -= np.float32(a) * dc  # ref − (a·deg + b), in place of rc
     sd_ref, sd_deg = math.sqrt(var_ref), math.sqrt(var_deg)
     rsp = cov / (sd_ref * sd_deg) if sd_ref > 0 and sd_deg > 0 else 0.0
-    rse = math.sqrt(float(np.einsum("i,i->", resid.ravel(), resid.ravel())) / n)
+    rse = math.sqrt(float(np.sum(resid * resid, dtype=np.float64)) / n)
     var = lq.var if smoothing_px == lq.smoothing_px else noise_variance_map(ref, smoothing_px)
-    noise = float(np.sqrt(var.mean()))
+    noise = math.sqrt(float(var.sum(dtype=np.float64)) / var.size)
     reliability = max(1.0 - noise**2 / max(sd_ref**2, 1e-30), 1e-6)
-    # the maps are float32: the smoothing too (≈ 1e-7 of the residual's scale)
-    smooth = ndimage.gaussian_filter(resid.astype(np.float32), smoothing_px, mode="reflect")
+    # the residual's smoothing by one cosine transform (scipy's kernel and edges, float32)
+    smooth = reflect_filter.filtered(resid, [(reflect_filter.gaussian_kernel(smoothing_px),)])[0]
     # a Gaussian window's ‖g‖₂: the smoothed white noise of variance v has variance v·‖g‖₂²
     g_norm = 1.0 / (2.0 * math.sqrt(math.pi) * smoothing_px) if smoothing_px > 0 else 1.0
-    z = smooth / (np.sqrt(var) * g_norm).astype(np.float32)
+    z = smooth / (np.sqrt(var, dtype=np.float32) * np.float32(g_norm))
     outside = np.abs(z) > z_threshold
     largest = 0
     if outside.any():
@@ -400,7 +403,7 @@ def consistency(
     times its expected noise. ``lq_channels``: the LQ's
     :func:`~models.input_channels.input_channels` if made already (the OOD score shares them).
     """
-    e = np.asarray(enhanced, dtype=np.float64)
+    e = np.asarray(enhanced, dtype=np.float32)
     q = np.asarray(lq)
     if e.shape != q.shape:
         raise ValueError(f"enhanced shape {e.shape} != LQ shape {q.shape} (same grid needed)")
