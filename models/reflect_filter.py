@@ -80,7 +80,9 @@ def forward(planes: np.ndarray) -> np.ndarray:
 def apply(coefficients: np.ndarray, f: Filter) -> np.ndarray:
     """The planes of ``coefficients`` (:func:`forward`) filtered by ``f`` (float32)."""
     h = _transfer_2d(tuple(coefficients.shape[-2:]), f)
-    return scipy_fft.idctn(coefficients * h, type=2, axes=(-2, -1), workers=WORKERS)
+    return scipy_fft.idctn(
+        coefficients * h, type=2, axes=(-2, -1), workers=WORKERS, overwrite_x=True
+    )
 
 
 def filtered(planes: np.ndarray, filters: Sequence[Filter]) -> list[np.ndarray]:
