@@ -335,7 +335,11 @@ def _channel(
     sigma_px: float,
     smoothing_px: float,
     z_threshold: float,
-) -> tuple[ChannelConsistency, np.ndarray, np.ndarray]:
+    error_out: np.ndarray,
+    z_out: np.ndarray,
+) -> ChannelConsistency:
+    """One channel's numbers; its error and z maps are written into ``error_out`` / ``z_out``
+    (float32 planes of the report's maps, so they are not copied again)."""
     ref = lq.x  # float32
     enhanced = np.asarray(enhanced, np.float32)
     kernel = reflect_filter.gaussian_kernel(sigma_px)
@@ -364,25 +368,22 @@ def _channel(
     smooth = reflect_filter.filtered(resid, [(reflect_filter.gaussian_kernel(smoothing_px),)])[0]
     # a Gaussian window's ‖g‖₂: the smoothed white noise of variance v has variance v·‖g‖₂²
     g_norm = 1.0 / (2.0 * math.sqrt(math.pi) * smoothing_px) if smoothing_px > 0 else 1.0
-    z = smooth / (np.sqrt(var, dtype=np.float32) * np.float32(g_norm))
+    z = np.divide(smooth, np.sqrt(var, dtype=np.float32) * np.float32(g_norm), out=z_out)
+    np.abs(smooth, out=error_out)
     outside = np.abs(z) > z_threshold
     largest = 0
     if outside.any():
         labels, n = ndimage.label(outside)
         largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0
-    return (
-        ChannelConsistency(
-            rsp=rsp,
-            rse=rse,
-            rsp_corrected=rsp / math.sqrt(reliability),
-            inconsistent_fraction=float(outside.mean()),
-            largest_region_px=largest,
-            noise_sigma=noise,
-            scale=a,
-            offset=b,
-        ),
-        np.abs(smooth),
-        z,
+    return ChannelConsistency(
+        rsp=rsp,
+        rse=rse,
+        rsp_corrected=rsp / math.sqrt(reliability),
+        inconsistent_fraction=float(outside.mean()),
+        largest_region_px=largest,
+        noise_sigma=noise,
+        scale=a,
+        offset=b,
     )
 
 
@@ -415,12 +416,13 @@ def consistency(
         lq_channels = input_channels(q)
     elif len(lq_channels) != e.shape[0]:
         raise ValueError(f"{len(lq_channels)} prepared LQ channels for {e.shape[0]} channel(s)")
-    chans, errs, zs, reasons = [], [], [], []
+    chans, reasons = [], []
+    errs, zs = np.empty(e.shape, np.float32), np.empty(e.shape, np.float32)
     for c in range(e.shape[0]):
-        ch, err, z = _channel(e[c], lq_channels[c], blur.sigma_px[c], smoothing_px, z_threshold)
+        ch = _channel(
+            e[c], lq_channels[c], blur.sigma_px[c], smoothing_px, z_threshold, errs[c], zs[c]
+        )
         chans.append(ch)
-        errs.append(err)
-        zs.append(z)
         if ch.inconsistent_fraction > fraction_max:
             reasons.append(
                 f"channel {c}: {100 * ch.inconsistent_fraction:.2f} % of pixels "
@@ -436,8 +438,8 @@ def consistency(
             )
     return ConsistencyReport(
         channels=chans,
-        error_map=np.stack(errs),
-        z_map=np.stack(zs),
+        error_map=errs,
+        z_map=zs,
         flag=bool(reasons),
         reasons=reasons,
         thresholds={

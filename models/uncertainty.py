@@ -205,16 +205,23 @@ def plane_features(
     rounding), a third cheaper than scipy's six 1-D passes."""
     size = 2 * smooth + 1
     lo, rng = _unit(point)
-    u = (np.asarray(point, np.float32) - np.float32(lo)) / np.float32(rng)
+    # the three planes to average, written into one block for the transform
+    planes = np.empty((3, *np.shape(point)), np.float32)
+    u, resid = planes[0], planes[1]
+    np.subtract(np.asarray(point, np.float32), np.float32(lo), out=u)
+    u /= np.float32(rng)
     x = np.asarray(lq, np.float32)
     a, b = _fit_to(x, u)  # the input in u, by least squares
     if a > 0:
-        resid = np.float32(a) * x + np.float32(b) - u
+        np.multiply(x, np.float32(a), out=resid)
+        resid += np.float32(b)
+        resid -= u
         resid *= resid
     else:
-        resid = np.zeros_like(u)
+        resid[:] = 0
+    planes[2] = _gradient_magnitude(u)
     box, wide = (reflect_filter.box_kernel(size),), (reflect_filter.box_kernel(size + 2),)
-    coefficients = reflect_filter.forward(np.stack([u, resid, _gradient_magnitude(u)]))
+    coefficients = reflect_filter.forward(planes)
     feats: dict[str, np.ndarray] = {}
     feats["level"] = np.maximum(reflect_filter.apply(coefficients[0], box), 0.0)
     # the filtered squares and magnitudes are ≥ 0 but for float32 rounding
