@@ -365,21 +365,23 @@ def _channel(
     noise = math.sqrt(float(var.sum(dtype=np.float64)) / var.size)
     reliability = max(1.0 - noise**2 / max(sd_ref**2, 1e-30), 1e-6)
     # the residual's smoothing by one cosine transform (scipy's kernel and edges, float32)
-    smooth = reflect_filter.filtered(resid, [(reflect_filter.gaussian_kernel(smoothing_px),)])[0]
+    gauss = (reflect_filter.gaussian_kernel(smoothing_px),)
+    smooth = reflect_filter.filtered(resid, [gauss], overwrite=True)[0]  # resid is scratch
     # a Gaussian window's ‖g‖₂: the smoothed white noise of variance v has variance v·‖g‖₂²
     g_norm = 1.0 / (2.0 * math.sqrt(math.pi) * smoothing_px) if smoothing_px > 0 else 1.0
     z = np.divide(smooth, np.sqrt(var, dtype=np.float32) * np.float32(g_norm), out=z_out)
     np.abs(smooth, out=error_out)
     outside = np.abs(z) > z_threshold
+    n_outside = int(np.count_nonzero(outside))
     largest = 0
-    if outside.any():
+    if n_outside:
         labels, n = ndimage.label(outside)
         largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0
     return ChannelConsistency(
         rsp=rsp,
         rse=rse,
         rsp_corrected=rsp / math.sqrt(reliability),
-        inconsistent_fraction=float(outside.mean()),
+        inconsistent_fraction=n_outside / outside.size,
         largest_region_px=largest,
         noise_sigma=noise,
         scale=a,

@@ -72,9 +72,16 @@ def _transfer_2d(shape: tuple[int, int], f: Filter) -> np.ndarray:
     return out
 
 
-def forward(planes: np.ndarray) -> np.ndarray:
-    """DCT-II of ``(…, Y, X)`` planes over the last two axes (float32), for :func:`apply`."""
-    return scipy_fft.dctn(np.asarray(planes, np.float32), type=2, axes=(-2, -1), workers=WORKERS)
+def forward(planes: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """DCT-II of ``(…, Y, X)`` planes over the last two axes (float32), for :func:`apply`.
+    ``overwrite``: the planes are scratch (float32, contiguous) and may hold the result."""
+    return scipy_fft.dctn(
+        np.asarray(planes, np.float32),
+        type=2,
+        axes=(-2, -1),
+        workers=WORKERS,
+        overwrite_x=overwrite,
+    )
 
 
 def apply(coefficients: np.ndarray, f: Filter) -> np.ndarray:
@@ -85,8 +92,10 @@ def apply(coefficients: np.ndarray, f: Filter) -> np.ndarray:
     )
 
 
-def filtered(planes: np.ndarray, filters: Sequence[Filter]) -> list[np.ndarray]:
+def filtered(
+    planes: np.ndarray, filters: Sequence[Filter], overwrite: bool = False
+) -> list[np.ndarray]:
     """``(…, Y, X)`` float planes filtered by each of ``filters``, with reflecting edges (one
-    forward transform shared by all)."""
-    coefficients = forward(planes)
+    forward transform shared by all; ``overwrite`` as for :func:`forward`)."""
+    coefficients = forward(planes, overwrite)
     return [apply(coefficients, f) for f in filters]

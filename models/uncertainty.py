@@ -221,7 +221,7 @@ def plane_features(
         resid[:] = 0
     planes[2] = _gradient_magnitude(u)
     box, wide = (reflect_filter.box_kernel(size),), (reflect_filter.box_kernel(size + 2),)
-    coefficients = reflect_filter.forward(planes)
+    coefficients = reflect_filter.forward(planes, overwrite=True)  # planes are scratch
     feats: dict[str, np.ndarray] = {}
     feats["level"] = np.maximum(reflect_filter.apply(coefficients[0], box), 0.0)
     # the filtered squares and magnitudes are ≥ 0 but for float32 rounding
