@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage, optimize
 
+from . import reflect_filter
 from .input_channels import InputChannel, input_channels
 from .noise import noise_variance_map
 
@@ -334,52 +335,57 @@ def _channel(
     sigma_px: float,
     smoothing_px: float,
     z_threshold: float,
-) -> tuple[ChannelConsistency, np.ndarray, np.ndarray]:
-    ref = lq.x
-    deg = gaussian_blur(enhanced, sigma_px)
-    # scale and offset (as minmse_scale_offset), RSP and RSE from one set of centred moments
-    m_deg, m_ref = float(deg.mean()), float(ref.mean())
-    dc = deg - m_deg
-    rc = ref - m_ref
-    n = dc.size
-    dv, rv = dc.ravel(), rc.ravel()
-    # einsum, not a BLAS dot (see models.noise.variance_model)
-    var_deg = float(np.einsum("i,i->", dv, dv)) / n
-    var_ref = float(np.einsum("i,i->", rv, rv)) / n
-    cov = float(np.einsum("i,i->", dv, rv)) / n
+    error_out: np.ndarray,
+    z_out: np.ndarray,
+) -> ChannelConsistency:
+    """One channel's numbers; its error and z maps are written into ``error_out`` / ``z_out``
+    (float32 planes of the report's maps, so they are not copied again)."""
+    ref = lq.x  # float32
+    enhanced = np.asarray(enhanced, np.float32)
+    kernel = reflect_filter.gaussian_kernel(sigma_px)
+    deg = enhanced if len(kernel) == 1 else reflect_filter.filtered(enhanced, [(kernel,)])[0]
+    # scale and offset (as minmse_scale_offset), RSP and RSE from one set of centred moments,
+    # float32 arrays summed pairwise in float64
+    n = deg.size
+    m_deg = float(deg.sum(dtype=np.float64)) / n
+    m_ref = float(ref.sum(dtype=np.float64)) / n
+    dc = deg - np.float32(m_deg)
+    rc = ref - np.float32(m_ref)
+    var_deg = float(np.sum(dc * dc, dtype=np.float64)) / n
+    var_ref = float(np.sum(rc * rc, dtype=np.float64)) / n
+    cov = float(np.sum(dc * rc, dtype=np.float64)) / n
     a = cov / var_deg if var_deg > 0 else 0.0
     b = m_ref - a * m_deg
     resid = rc
-    resid -= a * dc  # ref − (a·deg + b), in place of rc
+    resid -= np.float32(a) * dc  # ref − (a·deg + b), in place of rc
     sd_ref, sd_deg = math.sqrt(var_ref), math.sqrt(var_deg)
     rsp = cov / (sd_ref * sd_deg) if sd_ref > 0 and sd_deg > 0 else 0.0
-    rse = math.sqrt(float(np.einsum("i,i->", resid.ravel(), resid.ravel())) / n)
+    rse = math.sqrt(float(np.sum(resid * resid, dtype=np.float64)) / n)
     var = lq.var if smoothing_px == lq.smoothing_px else noise_variance_map(ref, smoothing_px)
-    noise = float(np.sqrt(var.mean()))
+    noise = math.sqrt(float(var.sum(dtype=np.float64)) / var.size)
     reliability = max(1.0 - noise**2 / max(sd_ref**2, 1e-30), 1e-6)
-    # the maps are float32: the smoothing too (≈ 1e-7 of the residual's scale)
-    smooth = ndimage.gaussian_filter(resid.astype(np.float32), smoothing_px, mode="reflect")
+    # the residual's smoothing by one cosine transform (scipy's kernel and edges, float32)
+    gauss = (reflect_filter.gaussian_kernel(smoothing_px),)
+    smooth = reflect_filter.filtered(resid, [gauss], overwrite=True)[0]  # resid is scratch
     # a Gaussian window's ‖g‖₂: the smoothed white noise of variance v has variance v·‖g‖₂²
     g_norm = 1.0 / (2.0 * math.sqrt(math.pi) * smoothing_px) if smoothing_px > 0 else 1.0
-    z = smooth / (np.sqrt(var) * g_norm).astype(np.float32)
+    z = np.divide(smooth, np.sqrt(var, dtype=np.float32) * np.float32(g_norm), out=z_out)
+    np.abs(smooth, out=error_out)
     outside = np.abs(z) > z_threshold
+    n_outside = int(np.count_nonzero(outside))
     largest = 0
-    if outside.any():
+    if n_outside:
         labels, n = ndimage.label(outside)
         largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0
-    return (
-        ChannelConsistency(
-            rsp=rsp,
-            rse=rse,
-            rsp_corrected=rsp / math.sqrt(reliability),
-            inconsistent_fraction=float(outside.mean()),
-            largest_region_px=largest,
-            noise_sigma=noise,
-            scale=a,
-            offset=b,
-        ),
-        np.abs(smooth),
-        z,
+    return ChannelConsistency(
+        rsp=rsp,
+        rse=rse,
+        rsp_corrected=rsp / math.sqrt(reliability),
+        inconsistent_fraction=n_outside / outside.size,
+        largest_region_px=largest,
+        noise_sigma=noise,
+        scale=a,
+        offset=b,
     )
 
 
@@ -400,7 +406,7 @@ def consistency(
     times its expected noise. ``lq_channels``: the LQ's
     :func:`~models.input_channels.input_channels` if made already (the OOD score shares them).
     """
-    e = np.asarray(enhanced, dtype=np.float64)
+    e = np.asarray(enhanced, dtype=np.float32)
     q = np.asarray(lq)
     if e.shape != q.shape:
         raise ValueError(f"enhanced shape {e.shape} != LQ shape {q.shape} (same grid needed)")
@@ -412,12 +418,13 @@ def consistency(
         lq_channels = input_channels(q)
     elif len(lq_channels) != e.shape[0]:
         raise ValueError(f"{len(lq_channels)} prepared LQ channels for {e.shape[0]} channel(s)")
-    chans, errs, zs, reasons = [], [], [], []
+    chans, reasons = [], []
+    errs, zs = np.empty(e.shape, np.float32), np.empty(e.shape, np.float32)
     for c in range(e.shape[0]):
-        ch, err, z = _channel(e[c], lq_channels[c], blur.sigma_px[c], smoothing_px, z_threshold)
+        ch = _channel(
+            e[c], lq_channels[c], blur.sigma_px[c], smoothing_px, z_threshold, errs[c], zs[c]
+        )
         chans.append(ch)
-        errs.append(err)
-        zs.append(z)
         if ch.inconsistent_fraction > fraction_max:
             reasons.append(
                 f"channel {c}: {100 * ch.inconsistent_fraction:.2f} % of pixels "
@@ -433,8 +440,8 @@ def consistency(
             )
     return ConsistencyReport(
         channels=chans,
-        error_map=np.stack(errs),
-        z_map=np.stack(zs),
+        error_map=errs,
+        z_map=zs,
         flag=bool(reasons),
         reasons=reasons,
         thresholds={

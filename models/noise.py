@@ -71,15 +71,16 @@ def variance_model(mu: np.ndarray, highpass: np.ndarray) -> tuple[float, float, 
     n = mu.size
     hp = highpass.ravel()
     hp2 = hp * hp
-    m_mu = float(mu.mean())
-    m_hp = float(hp2.sum()) / (36.0 * n)
-    muc = mu.ravel() - m_mu
-    # sums of products by einsum: no temporaries, and not BLAS, whose threads spin against
-    # TensorFlow's in a worker process (a dot product then costs 10 ms instead of 0.1)
-    var_mu = float(np.einsum("i,i->", muc, muc)) / n
+    m_mu = float(mu.sum(dtype=np.float64)) / n
+    m_hp = float(hp2.sum(dtype=np.float64)) / (36.0 * n)
+    muc = mu.ravel() - mu.dtype.type(m_mu)
+    # sums of products as pairwise sums in float64 (float32 maps keep ~1e-7 of the float64
+    # result); not BLAS, whose threads spin against TensorFlow's in a worker process (a dot
+    # product then costs 10 ms instead of 0.1)
+    var_mu = float(np.sum(muc * muc, dtype=np.float64)) / n
     if var_mu > 1e-24 * max(m_mu * m_mu, 1e-300):
         # mean((μ − m_μ)·(hp²/36 − m_hp)) = mean((μ − m_μ)·hp²)/36, as Σ(μ − m_μ) = 0
-        alpha = float(np.einsum("i,i->", muc, hp2)) / (36.0 * n) / var_mu
+        alpha = float(np.sum(muc * hp2, dtype=np.float64)) / (36.0 * n) / var_mu
         beta = m_hp - alpha * m_mu
     else:  # a constant μ = c: the minimum-norm (α, β) with α·c + β = mean(hp²)
         alpha = m_mu * m_hp / (m_mu * m_mu + 1.0)

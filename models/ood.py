@@ -109,35 +109,35 @@ def _band_edges(n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _spectrum_layout(
-    h: int, w: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The Hann window, and per frequency of the real FFT inside the bands (flat positions) its
-    band index and weight, and the full spectrum's pixels per band — the same for every channel
-    of a shape, so made once. A real image's spectrum is Hermitian: the half that ``rfft2``
-    returns stands for the whole with weight 2, except the columns that are their own mirror
-    (``fx = 0`` and, for an even width, the Nyquist column)."""
-    win = np.outer(np.hanning(h), np.hanning(w))
+def _spectrum_layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Hann window (float32), and per frequency of the real FFT its band index
+    (:data:`N_BANDS` outside the bands) and weight, and the full spectrum's pixels per band —
+    the same for every channel of a shape, so made once. A real image's spectrum is Hermitian:
+    the half that ``rfft2`` returns stands for the whole with weight 2, except the columns that
+    are their own mirror (``fx = 0`` and, for an even width, the Nyquist column)."""
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     f = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
     idx = (np.digitize(f, _band_edges(min(h, w))) - 1).ravel()
     weight = np.full(f.shape, 2.0)
     weight[:, 0] = 1.0
     if w % 2 == 0:
         weight[:, -1] = 1.0
-    keep = np.flatnonzero((idx >= 0) & (idx < N_BANDS))
-    band, weight = idx[keep], weight.ravel()[keep]
-    count = np.maximum(np.bincount(band, weights=weight, minlength=N_BANDS), 1)
-    for a in (win, keep, band, weight, count):
+    band = np.where((idx >= 0) & (idx < N_BANDS), idx, N_BANDS)
+    weight = weight.ravel()
+    count = np.bincount(band, weights=weight, minlength=N_BANDS + 1)[:N_BANDS]
+    count = np.maximum(count, 1)
+    for a in (win, band, weight, count):
         a.flags.writeable = False
-    return win, keep, band, weight, count
+    return win, band, weight, count
 
 
 def _spectrum_bands(x: np.ndarray) -> np.ndarray:
     """Log₁₀ mean power in the radial bands, relative to the first band (the shape only)."""
-    win, keep, band, weight, count = _spectrum_layout(*x.shape)
-    spec = scipy_fft.rfft2((x - x.mean()) * win).ravel()[keep]
-    p = (spec.real**2 + spec.imag**2) * weight
-    power = np.bincount(band, weights=p, minlength=N_BANDS)
+    win, band, weight, count = _spectrum_layout(*x.shape)
+    x = np.asarray(x, np.float32)
+    spec = scipy_fft.rfft2((x - np.float32(x.mean(dtype=np.float64))) * win, workers=-1).ravel()
+    p = (spec.real * spec.real + spec.imag * spec.imag) * weight
+    power = np.bincount(band, weights=p, minlength=N_BANDS + 1)[:N_BANDS]
     logp = np.log10(power / count + 1e-20)
     return logp[1:] - logp[0]
 
@@ -182,13 +182,18 @@ def image_features(
         for b, val in enumerate(_spectrum_bands(ic.x), start=1):
             feats["spectrum"][f"c{c}_band{b}"] = float(val)
     feats["pixel_size"]["log2_um"] = math.log2(pixel_size_um)
-    norm = [ic.mu for ic in channels]
-    for i in range(len(norm)):
-        for j in range(i + 1, len(norm)):
-            a, b = norm[i], norm[j]
-            sa, sb = a.std(), b.std()
-            r = float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb)) if sa * sb > 0 else 0.0
-            feats["channels"][f"c{i}c{j}_corr"] = r
+    # Pearson correlations of the smoothed channels: each centred once, float32 summed in float64
+    centred, norms = [], []
+    for ic in channels:
+        m = ic.mu.ravel()
+        cm = m - m.dtype.type(m.sum(dtype=np.float64) / m.size)
+        centred.append(cm)
+        norms.append(math.sqrt(float(np.sum(cm * cm, dtype=np.float64))))
+    for i in range(len(centred)):
+        for j in range(i + 1, len(centred)):
+            den = norms[i] * norms[j]
+            cov = float(np.sum(centred[i] * centred[j], dtype=np.float64))
+            feats["channels"][f"c{i}c{j}_corr"] = cov / den if den > 0 else 0.0
     return feats
 
 
@@ -214,10 +219,13 @@ def _percentiles_of_variance(
     def var_of(m: np.ndarray) -> np.ndarray:
         return np.maximum(alpha * m + beta, floor)
 
-    mu_q = part[below] + (part[above] - part[below]) * t
+    def at(i: np.ndarray) -> np.ndarray:  # order statistics in float64 (μ may be float32)
+        return part[i].astype(np.float64)
+
+    mu_q = at(below) + (at(above) - at(below)) * t
     if alpha < 0:  # the largest μ has the smallest variance
         below, above = n - 1 - below, n - 1 - above
-    v_lo, v_hi = var_of(part[below]), var_of(part[above])
+    v_lo, v_hi = var_of(at(below)), var_of(at(above))
     return mu_q, v_lo + (v_hi - v_lo) * t
 
 

@@ -210,17 +210,22 @@ def assess(
         reports.append(consistency(o, i, reference.blur, lq_channels=channels))
         scores.append(reference.ood.score(i, pixel_size_um, channels=channels))
     worst = max(scores, key=lambda s: s.score)
-    maps = [np.stack([r.error_map for r in reports]), np.stack([r.z_map for r in reports])]
     map_names = [f"consistency-error:{n}" for n in names] + [f"consistency-z:{n}" for n in names]
     summary = None
     if uncertainty is not None:
-        maps.append(_zcyx(np.asarray(uncertainty.half_width, np.float32), axes))
         map_names += [f"uncertainty-half-width:{n}" for n in names]
         summary = uncertainty.summary()
+    # every map written once into the (Z)CYX float32 block
+    maps = np.empty((out.shape[0], len(map_names), *out.shape[2:]), np.float32)
+    for z, r in enumerate(reports):
+        maps[z, :n_ch] = r.error_map
+        maps[z, n_ch : 2 * n_ch] = r.z_map
+    if uncertainty is not None:
+        maps[:, 2 * n_ch :] = _zcyx(np.asarray(uncertainty.half_width), axes, dtype=None)
     return TrustAssessment(
         consistency=reports,
         ood=worst,
-        maps=np.concatenate(maps, axis=1).astype(np.float32),
+        maps=maps,
         map_names=map_names,
         uncertainty=summary,
     )
