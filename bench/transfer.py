@@ -44,8 +44,9 @@ REFERENCES = ("bm3d", "base")
 BM3D_FACTOR = 3.0  # bench.quality's choice on the validation fields (docs/benchmarks.md)
 
 
-def run_name(mode: str, fields: str, minutes: str, fresh_io: bool = False) -> str:
+def run_name(mode: str, fields: str, minutes: str, fresh_io: bool = False, tag: str = "") -> str:
     suffix = "-freshio" if fresh_io and mode == "finetune" else ""
+    suffix += f"-{tag}" if tag and mode == "finetune" else ""
     return f"{mode}-{fields}f-{minutes}min{suffix}"
 
 
@@ -77,9 +78,9 @@ def run_curve_point(ctx: dict, mode: str, fields: str, minutes: str) -> tuple[li
     config = Config.preset(ctx["preset"])
     if mode == "finetune":
         config = start_config(config, ctx["base"], ctx["base_label"])
-    model = EnhancementModel(
-        config, n_channels=lq[0].shape[0], name=run_name(mode, fields, minutes, ctx["fresh_io"])
-    )
+        config = config.with_overrides(ctx["finetune_overrides"])
+    name = run_name(mode, fields, minutes, ctx["fresh_io"], ctx["tag"])
+    model = EnhancementModel(config, n_channels=lq[0].shape[0], name=name)
     if mode == "finetune":
         initialise_from_base(model, ctx["base"])
         if ctx["fresh_io"]:
@@ -99,6 +100,10 @@ def run_curve_point(ctx: dict, mode: str, fields: str, minutes: str) -> tuple[li
         "best_step": result.best_step,
         "init": config.init,
         "fresh_io": bool(ctx["fresh_io"] and mode == "finetune"),
+        "per_channel": config.per_channel,
+        "learning_rate": config.learning_rate,
+        "warmup_steps": config.warmup_steps,
+        "tag": ctx["tag"] if mode == "finetune" else "",
     }
     return preds, meta
 
@@ -145,6 +150,10 @@ def label(rec: dict) -> str:
     what = "fine-tuned from the base" if meta["mode"] == "finetune" else "from scratch"
     if meta.get("fresh_io"):
         what += " (channel-facing layers fresh)"
+    if meta.get("per_channel"):
+        what += ", per channel"
+    if meta.get("tag"):
+        what += f" [{meta['tag']}]"
     return f"{what}, {meta['fields']} field(s), {meta['minutes']:g} min"
 
 
@@ -243,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fine-tuning: the channel-facing layers start fresh, the inner ones from the base",
     )
+    ap.add_argument("--finetune-lr", type=float, help="fine-tuning: peak learning rate")
+    ap.add_argument("--finetune-warmup", type=int, help="fine-tuning: warm-up steps")
+    ap.add_argument("--tag", default="", help="fine-tuning: suffix of the row's name (a variant)")
     ap.add_argument("--test-fields", default="65-80")
     ap.add_argument("--val-fields", default="61-64")
     ap.add_argument("--train-pool", default="1-60")
@@ -289,6 +301,15 @@ def main(argv: list[str] | None = None) -> int:
             "pool": split[2],
             "bm3d_factor": a.bm3d_factor,
             "fresh_io": a.fresh_io,
+            "tag": a.tag,
+            "finetune_overrides": {
+                k: v
+                for k, v in (
+                    ("learning_rate", a.finetune_lr),
+                    ("warmup_steps", a.finetune_warmup),
+                )
+                if v is not None
+            },
             "test": load(a.data, split[0]),
             "val": load(a.data, split[1]),
         }
@@ -299,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             (r, (lambda c, r=r: run_bm3d(c) if r == "bm3d" else run_base_alone(c))) for r in rows
         ]
         jobs += [
-            (run_name(*p, a.fresh_io), (lambda c, p=p: run_curve_point(c, *p))) for p in points
+            (run_name(*p, a.fresh_io, a.tag), (lambda c, p=p: run_curve_point(c, *p)))
+            for p in points
         ]
         for name, fn in jobs:
             path = out / "rows" / f"{name}.json"

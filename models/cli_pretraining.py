@@ -108,16 +108,25 @@ def pretrain_local(
     seed: int = 0,
     steps: int | None = None,
     shape: int = 96,
+    recipe_options: dict[str, Any] | None = None,
 ) -> None:
     """Train a base on ``synthetic`` simulated fields and the pairs of ``pairs_dirs``; save
-    it to ``out`` (a model folder that ``train-local --init`` takes)."""
+    it to ``out`` (a model folder that ``train-local --init`` takes). ``recipe_options``: more
+    :class:`SyntheticRecipe` settings (e.g. ``denoise_fraction``, ``wf_photons``)."""
     from .pretraining import pretrain
 
     out = Path(out)
     _check_output_dir(out)
     config = run_config(preset, seed, minutes, steps)
     try:
-        recipe = SyntheticRecipe(fields=synthetic, shape=(shape, shape), seed=int(seed))
+        recipe = SyntheticRecipe.from_dict(
+            {
+                **(recipe_options or {}),
+                "fields": synthetic,
+                "shape": (shape, shape),
+                "seed": int(seed),
+            }
+        )
     except ValueError as exc:
         raise ScienceInputError(f"settings: {exc}") from exc
     pairs = [pair for folder in pairs_dirs for pair in folder_pairs(folder)]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from models.base_init import initialise_from_base
-from models.base_models import IncompatibleBase
+from models.base_models import IncompatibleBase, generator_overrides
 from models.cli_pretraining import folder_pairs
 from models.config import Config
 from models.model import EnhancementModel
@@ -31,6 +31,31 @@ def test_a_started_model_is_the_base_on_equal_channels(stem: str) -> None:
     three = model.generator(np.repeat(x, 3, axis=-1)).numpy()
     for c in range(3):
         np.testing.assert_allclose(three[..., c], one[..., 0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stem", ["none", "space_to_depth"])
+def test_a_per_channel_start_is_the_base_on_every_channel(stem: str) -> None:
+    """A single-channel base starts a per-channel generator (chosen for it), whose every
+    channel is exactly the base on that channel, however different the channels are; saved and
+    loaded it stays so."""
+    config = Config.preset("tiny", stem=stem, precision="float32")
+    base = EnhancementModel(config, n_channels=1)
+    overrides = generator_overrides(base.config.with_overrides(n_channels=1).to_dict(), {})
+    assert overrides["per_channel"] is True
+    model = EnhancementModel(config.with_overrides(seed=9, **overrides), n_channels=3)
+    assert model.generator.count_params() == base.generator.count_params()
+    initialise_from_base(model, base)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    x *= np.asarray([1.0, 5.0, 0.2], np.float32)
+    three = model.generator(x).numpy()
+    assert three.shape == x.shape
+    for c in range(3):
+        one = base.generator(x[..., c : c + 1]).numpy()
+        np.testing.assert_allclose(three[..., c], one[..., 0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(IncompatibleBase, match="per_channel"):
+        generator_overrides(
+            base.config.with_overrides(n_channels=1).to_dict(), {"per_channel": False}
+        )
 
 
 def test_a_base_of_another_architecture_or_channel_layout_is_refused() -> None:
