@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench.quality import DATA, _bm3d, load, medians, parse_fields, score_all  # noqa: E402
+from bench.quality import DATA, bm3d_denoise, load, medians, parse_fields, score_all  # noqa: E402
 
 FIELD_COUNTS = ("1", "2", "4", "8", "all")
 MINUTES = ("1", "3", "15")
@@ -137,7 +137,7 @@ def run_base_alone(ctx: dict) -> tuple[list, dict]:
 
 def run_bm3d(ctx: dict) -> tuple[list, dict]:
     t = time.perf_counter()
-    preds = [_bm3d(a, ctx["bm3d_factor"]) for a in ctx["test"][0]]
+    preds = [bm3d_denoise(a, ctx["bm3d_factor"]) for a in ctx["test"][0]]
     return preds, {"sigma_factor": ctx["bm3d_factor"], "seconds": time.perf_counter() - t}
 
 
