@@ -99,7 +99,8 @@ class SyntheticRecipe:
 
 
 def synthetic_fields(recipe: SyntheticRecipe) -> Iterator[tuple[Field, float]]:
-    """The recipe's registered pairs (3-channel CYX, float32) with each one's pixel size."""
+    """The recipe's registered pairs (3-channel CYX, float32) with each one's pixel size; a
+    denoising pair's id says so (``synthetic-denoise:0007``)."""
     from .synthetic import make_pair  # scipy and scikit-image: only when simulating
 
     rng = np.random.default_rng(recipe.seed)
@@ -126,7 +127,8 @@ def synthetic_fields(recipe: SyntheticRecipe) -> Iterator[tuple[Field, float]]:
             dtype="float32",
             **extra,
         )
-        yield (f"synthetic:{i:04d}", lq, hq), pixel
+        kind = "synthetic-denoise" if denoise else "synthetic"
+        yield (f"{kind}:{i:04d}", lq, hq), pixel
 
 
 def single_channel_fields(fields: Iterable[Field]) -> Iterator[Field]:

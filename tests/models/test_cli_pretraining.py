@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from models.base_init import initialise_from_base
-from models.base_models import IncompatibleBase, generator_overrides
+from models.base_models import (
+    IncompatibleBase,
+    SyntheticRecipe,
+    generator_overrides,
+    synthetic_fields,
+)
 from models.cli_pretraining import folder_pairs
 from models.config import Config
 from models.model import EnhancementModel
@@ -83,6 +88,7 @@ def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no
     base = EnhancementModel.load(tmp_path / "base")
     assert base.n_channels == 1
     assert base.metadata["base"]["recipe"]["fields"] == 1
+    assert base.metadata["base"]["recipe"]["denoise_fraction"] == 0.5  # the general recipe
     low, high = base.metadata["base"]["pixel_size_range_um"]
     assert low <= 0.1 <= high
 
@@ -107,3 +113,18 @@ def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no
     assert config["init"] == "file:base"
     assert config["init_sha256"] == base.weights_digest()
     assert config["n_channels"] == 3
+
+
+def test_a_recipe_with_denoising_pairs_mixes_both_kinds_and_keeps_old_recipes() -> None:
+    """``denoise_fraction`` turns some fields into denoising pairs; a recipe written before the
+    setting existed (no such key) still makes exactly the fields it made then."""
+    old = SyntheticRecipe.from_dict({"fields": 3, "shape": [48, 48], "seed": 4})
+    again = SyntheticRecipe(fields=3, shape=(48, 48), seed=4, denoise_fraction=0.0)
+    for (a, pa), (b, pb) in zip(synthetic_fields(old), synthetic_fields(again), strict=True):
+        assert pa == pb
+        np.testing.assert_array_equal(a[2], b[2])
+    mixed = SyntheticRecipe(fields=6, shape=(48, 48), seed=0, denoise_fraction=0.5)
+    kinds = {field_id.split(":")[0] for (field_id, _, _), _ in synthetic_fields(mixed)}
+    assert kinds == {"synthetic", "synthetic-denoise"}
+    with pytest.raises(ValueError, match="denoise_fraction"):
+        SyntheticRecipe(denoise_fraction=1.5)
