@@ -5,7 +5,9 @@ scoring, medians and BM3D are imported, not repeated) on the test fields 065–0
 here saw: for N training fields (the first N of 001–060; ``all`` = 001–060) and a wall-clock
 budget of M minutes, a ``cpu-small`` generator trained **from scratch** against one
 **fine-tuned** from the base (:mod:`models.base_init`; by default the base shipped in the
-package, pretrained on synthetic pairs only, so it never saw W2S). Every run keeps its best
+package, pretrained on synthetic pairs only, so it never saw W2S; a single-channel base starts
+a ``per_channel`` generator, as in the service). ``--finetune-lr`` / ``--finetune-warmup``
+change the fine-tune's schedule and ``--tag`` names such a variant's row. Every run keeps its best
 weights on the validation fields 061–064, as the quality bench does. Beside them: BM3D
 (σ_psd factor chosen on the validation fields by the quality bench, ``--bm3d-factor``) and the
 base alone, applied to each channel on its own, with no fine-tuning.
@@ -202,6 +204,7 @@ def plot(out: Path, records: list[dict]) -> Path:
         if rec["row"] in REFERENCES:
             continue
         mode = meta["mode"] + ("+fresh-io" if meta.get("fresh_io") else "")
+        mode += f" [{meta['tag']}]" if meta.get("tag") else ""
         curves.setdefault((mode, meta["minutes"]), []).append(
             (len(meta["train_fields"]), medians(rec["scores"]))
         )
@@ -250,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fresh-io",
         action="store_true",
-        help="fine-tuning: the channel-facing layers start fresh, the inner ones from the base",
+        help="fine-tuning: the channel-facing layers start fresh, the inner ones from the base "
+        "(a per-channel start has none: every layer has the base's shape)",
     )
     ap.add_argument("--finetune-lr", type=float, help="fine-tuning: peak learning rate")
     ap.add_argument("--finetune-warmup", type=int, help="fine-tuning: warm-up steps")
