@@ -5,7 +5,9 @@ scoring, medians and BM3D are imported, not repeated) on the test fields 065–0
 here saw: for N training fields (the first N of 001–060; ``all`` = 001–060) and a wall-clock
 budget of M minutes, a ``cpu-small`` generator trained **from scratch** against one
 **fine-tuned** from the base (:mod:`models.base_init`; by default the base shipped in the
-package, pretrained on synthetic pairs only, so it never saw W2S). Every run keeps its best
+package, pretrained on synthetic pairs only, so it never saw W2S; a single-channel base starts
+a ``per_channel`` generator, as in the service). ``--finetune-lr`` / ``--finetune-warmup``
+change the fine-tune's schedule and ``--tag`` names such a variant's row. Every run keeps its best
 weights on the validation fields 061–064, as the quality bench does. Beside them: BM3D
 (σ_psd factor chosen on the validation fields by the quality bench, ``--bm3d-factor``) and the
 base alone, applied to each channel on its own, with no fine-tuning.
@@ -35,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench.quality import DATA, _bm3d, load, medians, parse_fields, score_all  # noqa: E402
+from bench.quality import DATA, bm3d_denoise, load, medians, parse_fields, score_all  # noqa: E402
 
 FIELD_COUNTS = ("1", "2", "4", "8", "all")
 MINUTES = ("1", "3", "15")
@@ -44,8 +46,9 @@ REFERENCES = ("bm3d", "base")
 BM3D_FACTOR = 3.0  # bench.quality's choice on the validation fields (docs/benchmarks.md)
 
 
-def run_name(mode: str, fields: str, minutes: str, fresh_io: bool = False) -> str:
+def run_name(mode: str, fields: str, minutes: str, fresh_io: bool = False, tag: str = "") -> str:
     suffix = "-freshio" if fresh_io and mode == "finetune" else ""
+    suffix += f"-{tag}" if tag and mode == "finetune" else ""
     return f"{mode}-{fields}f-{minutes}min{suffix}"
 
 
@@ -77,9 +80,9 @@ def run_curve_point(ctx: dict, mode: str, fields: str, minutes: str) -> tuple[li
     config = Config.preset(ctx["preset"])
     if mode == "finetune":
         config = start_config(config, ctx["base"], ctx["base_label"])
-    model = EnhancementModel(
-        config, n_channels=lq[0].shape[0], name=run_name(mode, fields, minutes, ctx["fresh_io"])
-    )
+        config = config.with_overrides(ctx["finetune_overrides"])
+    name = run_name(mode, fields, minutes, ctx["fresh_io"], ctx["tag"])
+    model = EnhancementModel(config, n_channels=lq[0].shape[0], name=name)
     if mode == "finetune":
         initialise_from_base(model, ctx["base"])
         if ctx["fresh_io"]:
@@ -99,6 +102,10 @@ def run_curve_point(ctx: dict, mode: str, fields: str, minutes: str) -> tuple[li
         "best_step": result.best_step,
         "init": config.init,
         "fresh_io": bool(ctx["fresh_io"] and mode == "finetune"),
+        "per_channel": config.per_channel,
+        "learning_rate": config.learning_rate,
+        "warmup_steps": config.warmup_steps,
+        "tag": ctx["tag"] if mode == "finetune" else "",
     }
     return preds, meta
 
@@ -132,7 +139,7 @@ def run_base_alone(ctx: dict) -> tuple[list, dict]:
 
 def run_bm3d(ctx: dict) -> tuple[list, dict]:
     t = time.perf_counter()
-    preds = [_bm3d(a, ctx["bm3d_factor"]) for a in ctx["test"][0]]
+    preds = [bm3d_denoise(a, ctx["bm3d_factor"]) for a in ctx["test"][0]]
     return preds, {"sigma_factor": ctx["bm3d_factor"], "seconds": time.perf_counter() - t}
 
 
@@ -145,6 +152,10 @@ def label(rec: dict) -> str:
     what = "fine-tuned from the base" if meta["mode"] == "finetune" else "from scratch"
     if meta.get("fresh_io"):
         what += " (channel-facing layers fresh)"
+    if meta.get("per_channel"):
+        what += ", per channel"
+    if meta.get("tag"):
+        what += f" [{meta['tag']}]"
     return f"{what}, {meta['fields']} field(s), {meta['minutes']:g} min"
 
 
@@ -193,6 +204,7 @@ def plot(out: Path, records: list[dict]) -> Path:
         if rec["row"] in REFERENCES:
             continue
         mode = meta["mode"] + ("+fresh-io" if meta.get("fresh_io") else "")
+        mode += f" [{meta['tag']}]" if meta.get("tag") else ""
         curves.setdefault((mode, meta["minutes"]), []).append(
             (len(meta["train_fields"]), medians(rec["scores"]))
         )
@@ -241,8 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fresh-io",
         action="store_true",
-        help="fine-tuning: the channel-facing layers start fresh, the inner ones from the base",
+        help="fine-tuning: the channel-facing layers start fresh, the inner ones from the base "
+        "(a per-channel start has none: every layer has the base's shape)",
     )
+    ap.add_argument("--finetune-lr", type=float, help="fine-tuning: peak learning rate")
+    ap.add_argument("--finetune-warmup", type=int, help="fine-tuning: warm-up steps")
+    ap.add_argument("--tag", default="", help="fine-tuning: suffix of the row's name (a variant)")
     ap.add_argument("--test-fields", default="65-80")
     ap.add_argument("--val-fields", default="61-64")
     ap.add_argument("--train-pool", default="1-60")
@@ -289,6 +305,15 @@ def main(argv: list[str] | None = None) -> int:
             "pool": split[2],
             "bm3d_factor": a.bm3d_factor,
             "fresh_io": a.fresh_io,
+            "tag": a.tag,
+            "finetune_overrides": {
+                k: v
+                for k, v in (
+                    ("learning_rate", a.finetune_lr),
+                    ("warmup_steps", a.finetune_warmup),
+                )
+                if v is not None
+            },
             "test": load(a.data, split[0]),
             "val": load(a.data, split[1]),
         }
@@ -299,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             (r, (lambda c, r=r: run_bm3d(c) if r == "bm3d" else run_base_alone(c))) for r in rows
         ]
         jobs += [
-            (run_name(*p, a.fresh_io), (lambda c, p=p: run_curve_point(c, *p))) for p in points
+            (run_name(*p, a.fresh_io, a.tag), (lambda c, p=p: run_curve_point(c, *p)))
+            for p in points
         ]
         for name, fn in jobs:
             path = out / "rows" / f"{name}.json"

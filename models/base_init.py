@@ -1,26 +1,21 @@
 """Starting a pairing's generator from a base model (or from another model of the same shape).
 
-A base is a single-channel generator (:mod:`models.base_models`). A pairing's generator sees
-all its channels at once (``EnhancementModel`` is unchanged: its predict, save, load, export
-and evaluation keep working as they are), so the base initialises it like this:
+A base is a single-channel generator (:mod:`models.base_models`). A model started from it is a
+``per_channel`` generator (:func:`models.base_models.generator_overrides` chooses it): the
+same single-channel network run on each of the pairing's channels with shared weights
+(:func:`models.networks.build_generator` folds the channels into the batch), so every layer has
+the base's shape, the weights are copied as they are, and the started model computes on every
+channel exactly what the base computes on it. It stays one kind of ``EnhancementModel``:
+predict, save/load, the bioimage.io export and every evaluation are unchanged.
 
-* every layer whose weights have the base's shape is copied as it is (all inner layers: the
-  architecture keys of :data:`models.config.GENERATOR_KEYS` are the base's);
-* the layers that read the input (the first convolution and the first level's 1×1 projection)
-  take, for each of the C channels, the base's input kernel divided by C;
-* the final convolution gives each of the C channels the base's output kernel and bias.
-
-So for an image whose channels are all equal the started model computes exactly what the base
-computes on one of them, and with ``residual_output`` each channel keeps its own input; for a
-single-channel pairing it *is* the base. Fine-tuning then learns how the channels differ. Why
-not run the base per channel inside the model (shared weights, ``C`` passes)? That would need a
-second kind of ``EnhancementModel`` in predict, save/load, the bioimage.io export and every
-evaluation; this keeps one kind, at the price that the channels share the base's first and
-last layers only as a starting point.
-
-With a ``space_to_depth`` stem the input and output carry 4 values per channel, in
-``tf.nn.space_to_depth``'s order (block position major, channel minor), which the same
-repetition respects.
+Why not start a generator that sees all C channels at once? Its first layers would have to mix
+the channels from the base's single-channel kernels (the base's input kernel divided by C for
+each channel), so every channel's correction would start from the *mean* of channels that can
+look nothing alike; on W2S that start fine-tuned to 20.75 dB against 29.49 from scratch
+(docs/benchmarks.md, Transfer). That expansion is still done here for a model built without
+``per_channel`` (the layers that read the input take the base's input kernel divided by C, the
+final convolution repeats the output kernel and bias per channel; with a ``space_to_depth``
+stem in ``tf.nn.space_to_depth``'s order), so such a model equals the base on equal channels.
 """
 
 from __future__ import annotations

@@ -36,7 +36,14 @@ class IncompatibleBase(ValueError):
 @dataclass(frozen=True)
 class SyntheticRecipe:
     """How many synthetic fields to simulate and over which optics: each field draws its pixel
-    size, wide-field NA and photon count uniformly from the ranges, from ``seed``."""
+    size, wide-field NA and photon count uniformly from the ranges, from ``seed``.
+
+    ``denoise_fraction`` of the fields (drawn per field) are denoising pairs (HQ = the same
+    wide-field optics with ``denoise_photon_factor`` times the photons, as a frame average is)
+    rather than wide-field → confocal ones: many pairings only denoise, and a base that has
+    only ever deblurred sharpens what they want kept. At 0 (the default) no extra draw is made,
+    so recipes written before it make the same fields. ``log_photons`` draws the photon count
+    log-uniformly (a wide range spends as many fields on 5–50 photons as on 50–500)."""
 
     fields: int = 0
     shape: tuple[int, int] = (96, 96)
@@ -44,6 +51,9 @@ class SyntheticRecipe:
     pixel_size_um: tuple[float, float] = (0.065, 0.2)
     wf_na: tuple[float, float] = (0.8, 1.4)
     wf_photons: tuple[float, float] = (20.0, 200.0)
+    denoise_fraction: float = 0.0
+    denoise_photon_factor: float = 100.0
+    log_photons: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.fields <= 10_000:
@@ -52,6 +62,15 @@ class SyntheticRecipe:
             raise ValueError(f"recipe 'shape': two sides in 32..1024 (got {self.shape})")
         if not 0 <= self.seed < 2**31:
             raise ValueError(f"recipe 'seed': must be in [0, 2**31) (got {self.seed})")
+        if not 0.0 <= self.denoise_fraction <= 1.0:
+            raise ValueError(
+                f"recipe 'denoise_fraction': must be in 0..1 (got {self.denoise_fraction})"
+            )
+        if not 1.0 <= self.denoise_photon_factor <= 1e4:
+            raise ValueError(
+                "recipe 'denoise_photon_factor': must be in 1..10000 "
+                f"(got {self.denoise_photon_factor})"
+            )
         for key, low, high in (
             ("pixel_size_um", 0.01, 2.0),
             ("wf_na", 0.1, 1.45),
@@ -80,23 +99,36 @@ class SyntheticRecipe:
 
 
 def synthetic_fields(recipe: SyntheticRecipe) -> Iterator[tuple[Field, float]]:
-    """The recipe's registered pairs (3-channel CYX, float32) with each one's pixel size."""
+    """The recipe's registered pairs (3-channel CYX, float32) with each one's pixel size; a
+    denoising pair's id says so (``synthetic-denoise:0007``)."""
     from .synthetic import make_pair  # scipy and scikit-image: only when simulating
 
     rng = np.random.default_rng(recipe.seed)
     for i in range(recipe.fields):
         pixel = float(rng.uniform(*recipe.pixel_size_um))
         na = float(rng.uniform(*recipe.wf_na))
-        photons = float(rng.uniform(*recipe.wf_photons))
+        if recipe.log_photons:
+            photons = float(np.exp(rng.uniform(*np.log(recipe.wf_photons))))
+        else:
+            photons = float(rng.uniform(*recipe.wf_photons))
+        seed = int(rng.integers(2**31))
+        denoise = recipe.denoise_fraction > 0 and bool(rng.uniform() < recipe.denoise_fraction)
+        extra = (
+            {"hq_system": "widefield", "cf_photons": photons * recipe.denoise_photon_factor}
+            if denoise
+            else {}
+        )
         lq, hq, _ = make_pair(
             tuple(recipe.shape),
-            seed=int(rng.integers(2**31)),
+            seed=seed,
             pixel_size_um=pixel,
             wf_na=min(na, 1.45),
             wf_photons=photons,
             dtype="float32",
+            **extra,
         )
-        yield (f"synthetic:{i:04d}", lq, hq), pixel
+        kind = "synthetic-denoise" if denoise else "synthetic"
+        yield (f"{kind}:{i:04d}", lq, hq), pixel
 
 
 def single_channel_fields(fields: Iterable[Field]) -> Iterator[Field]:
@@ -116,8 +148,12 @@ def single_channel_fields(fields: Iterable[Field]) -> Iterator[Field]:
 
 def generator_overrides(base_config: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
     """The base's generator architecture as Config overrides; an explicitly requested value
-    that differs raises :class:`IncompatibleBase` naming it."""
+    that differs raises :class:`IncompatibleBase` naming it. A single-channel base starts a
+    ``per_channel`` generator (its network run on each channel, so the started model computes
+    exactly what the base does); a base with more channels passes on its own setting."""
     chosen = {key: base_config[key] for key in GENERATOR_KEYS if key in base_config}
+    if base_config.get("n_channels") == 1:
+        chosen["per_channel"] = True
     for key, value in chosen.items():
         if key in requested and requested[key] != value:
             raise IncompatibleBase(

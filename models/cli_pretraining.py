@@ -28,6 +28,18 @@ from .cli_science import (
 from .config import Config
 from .shipped_base import SHIPPED_BASE, SHIPPED_INIT, shipped_base
 
+# `pairscope pretrain`'s synthetic recipe beyond fields/shape/seed: half the fields denoising
+# pairs (HQ = the same wide-field optics, 100x the photons) beside the wide-field -> confocal
+# ones, over 5-500 photons drawn log-uniformly. Chosen to stay general (a lab that only
+# denoises and one that crosses systems both start from it), not from any data set's
+# statistics; the shipped base was made with it (docs/benchmarks.md, "Transfer").
+PRETRAIN_RECIPE: dict[str, Any] = {
+    "denoise_fraction": 0.5,
+    "denoise_photon_factor": 100.0,
+    "wf_photons": (5.0, 500.0),
+    "log_photons": True,
+}
+
 
 def shipped_base_path() -> Path:
     """The base shipped with this installation; says so when there is none."""
@@ -108,16 +120,25 @@ def pretrain_local(
     seed: int = 0,
     steps: int | None = None,
     shape: int = 96,
+    recipe_options: dict[str, Any] | None = None,
 ) -> None:
     """Train a base on ``synthetic`` simulated fields and the pairs of ``pairs_dirs``; save
-    it to ``out`` (a model folder that ``train-local --init`` takes)."""
+    it to ``out`` (a model folder that ``train-local --init`` takes). ``recipe_options``: the
+    other :class:`SyntheticRecipe` settings (default :data:`PRETRAIN_RECIPE`)."""
     from .pretraining import pretrain
 
     out = Path(out)
     _check_output_dir(out)
     config = run_config(preset, seed, minutes, steps)
     try:
-        recipe = SyntheticRecipe(fields=synthetic, shape=(shape, shape), seed=int(seed))
+        recipe = SyntheticRecipe.from_dict(
+            {
+                **(PRETRAIN_RECIPE if recipe_options is None else recipe_options),
+                "fields": synthetic,
+                "shape": (shape, shape),
+                "seed": int(seed),
+            }
+        )
     except ValueError as exc:
         raise ScienceInputError(f"settings: {exc}") from exc
     pairs = [pair for folder in pairs_dirs for pair in folder_pairs(folder)]

@@ -52,6 +52,7 @@ GENERATOR_KEYS = (
     "residual_output",
     "leaky_slope",
     "stem",
+    "per_channel",
 )
 
 
@@ -68,7 +69,11 @@ class Config:
         ``"space_to_depth"``: the image is first rearranged into 2 × 2 pixel blocks stacked as
         channels, the U-Net runs at half resolution and its output is rearranged back – a
         cheaper full-resolution stage, as in FFDNet; the input is still added at full
-        resolution with ``residual_output``).
+        resolution with ``residual_output``), ``per_channel`` (the generator folds the channels
+        into the batch and runs one single-channel network on each channel with shared weights:
+        what a single-channel base computes, so a model started from one begins exactly as the
+        base; chosen automatically then, see :func:`models.base_models.generator_overrides`;
+        costs C single-channel passes).
     Discriminator (paper eq. 1)
         ``disc_filters``, ``disc_blocks``, ``disc_convs_per_block``, ``disc_max_filters``,
         ``disc_dense_units``.
@@ -114,6 +119,7 @@ class Config:
     residual_output: bool = True
     leaky_slope: float = 0.1
     stem: str = "none"
+    per_channel: bool = False
     # discriminator
     disc_filters: int = 16
     disc_blocks: int = 10

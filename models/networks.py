@@ -62,6 +62,41 @@ class DepthToSpace(layers.Layer):
         return {**super().get_config(), "block": self.block}
 
 
+@keras.saving.register_keras_serializable(package="pairscope")
+class FoldChannels(layers.Layer):
+    """``(N, H, W, C) -> (N·C, H, W, 1)``: every channel becomes an image of its own."""
+
+    def call(self, x):
+        shape = tf.shape(x)
+        folded = tf.transpose(x, (0, 3, 1, 2))
+        return tf.reshape(folded, (shape[0] * shape[3], shape[1], shape[2], 1))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (None if n is None or c is None else n * c, h, w, 1)
+
+
+@keras.saving.register_keras_serializable(package="pairscope")
+class UnfoldChannels(layers.Layer):
+    """The inverse of :class:`FoldChannels` for ``channels`` channels."""
+
+    def __init__(self, channels: int = 1, **kw) -> None:
+        super().__init__(**kw)
+        self.channels = int(channels)
+
+    def call(self, x):
+        shape = tf.shape(x)
+        unfolded = tf.reshape(x, (-1, self.channels, shape[1], shape[2]))
+        return tf.transpose(unfolded, (0, 2, 3, 1))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        return (None if n is None else n // self.channels, h, w, self.channels)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "channels": self.channels}
+
+
 def _filters(base: int, level: int, cap: int) -> int:
     return int(min(base * 2**level, cap))
 
@@ -88,6 +123,11 @@ def build_generator(
     pixel blocks (4·C channels at half resolution) and its final convolution produces 4·C
     channels that are rearranged back to full resolution before the activation and the residual
     addition (a cheaper full-resolution stage, as in FFDNet).
+
+    With ``per_channel`` (and more than one channel) all of the above is the single-channel
+    network, with the same layer names and shapes as a single-channel base, applied to every
+    channel on its own: the channels are folded into the batch in front of it and unfolded
+    behind it (:class:`FoldChannels`), so each channel's correction sees only that channel.
     """
     seeds = _Seeds(config.seed if seed is None else seed)
     slope = config.leaky_slope
@@ -107,8 +147,11 @@ def build_generator(
 
     hw = (None, None) if input_hw is None else tuple(int(v) for v in input_hw)
     inp = keras.Input(shape=(*hw, n_channels), name="lq")
+    fold = config.per_channel and n_channels > 1
+    image = FoldChannels(dtype="float32", name="fold_channels")(inp) if fold else inp
+    channels = 1 if fold else n_channels
     s2d = config.stem == "space_to_depth"
-    x = SpaceToDepth(2, dtype=policy, name="stem_s2d")(inp) if s2d else inp
+    x = SpaceToDepth(2, dtype=policy, name="stem_s2d")(image) if s2d else image
     skips = []
     for level in range(config.depth):
         f = _filters(config.base_filters, level, config.max_filters)
@@ -129,7 +172,7 @@ def build_generator(
         x = layers.Concatenate(dtype=policy, name=f"up{level}_concat")([x, skips[level]])
         x = conv_block(x, f, config.convs_per_block, f"up{level}")
     out = layers.Conv2D(
-        n_channels * (4 if s2d else 1),
+        channels * (4 if s2d else 1),
         1,
         kernel_initializer=seeds.glorot(),
         dtype="float32",
@@ -140,7 +183,9 @@ def build_generator(
     if config.final_activation == "leaky_relu":
         out = layers.LeakyReLU(negative_slope=slope, dtype="float32", name="final_act")(out)
     if config.residual_output:
-        out = layers.Add(dtype="float32", name="residual_output")([out, inp])
+        out = layers.Add(dtype="float32", name="residual_output")([out, image])
+    if fold:
+        out = UnfoldChannels(n_channels, dtype="float32", name="unfold_channels")(out)
     return keras.Model(inp, out, name="generator")
 
 

@@ -181,8 +181,13 @@ def make_pair(
     read_noise_e: float = 2.0,
     camera_offset: float = 100.0,
     dtype: str = "uint16",
+    hq_system: str = "confocal",
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Simulate one wide-field (LQ) / confocal (HQ) pair of the same field.
+
+    ``hq_system="widefield"`` makes a denoising pair instead: the HQ side is the LQ's own
+    wide-field image (same optics, haze and grid; ``shift``/``rotation_deg``/``scale`` still
+    apply) recorded with ``cf_photons`` photons and low read noise, as a frame average is.
 
     Returns ``(lq, hq, meta)``: ``CYX`` arrays with 3 channels (uint16 camera counts by default,
     or float32 with ``dtype="float32"``); ``lq`` has ``shape``, ``hq`` has
@@ -194,6 +199,8 @@ def make_pair(
         raise ValueError(f"dtype must be 'uint16' or 'float32', got {dtype!r}")
     if scale <= 0:
         raise ValueError(f"scale must be > 0 (got {scale})")
+    if hq_system not in ("confocal", "widefield"):
+        raise ValueError(f"hq_system must be 'confocal' or 'widefield', got {hq_system!r}")
     rng = np.random.default_rng(seed)
     h, w = shape
     # simulate on a margin so the PSF and the misregistration do not see the border
@@ -217,6 +224,9 @@ def make_pair(
             pz = born_wolf_psf(wf_na, immersion_index, pixel_size_um, em, z_um=z)
             wf += haze * fftconvolve(plane[c], pz, mode="same")
         lq[c] = np.clip(wf[pad : pad + h, pad : pad + w], 0, None)
+        if hq_system == "widefield":  # denoising: the same wide-field image, many photons
+            hq[c] = np.clip(_transform(wf, m_big, hq_shape), 0, None)
+            continue
         # confocal: transform the specimen onto the HQ grid, then image it
         px_hq = pixel_size_um * scale
         pc = _confocal_psf(cf_na, immersion_index, px_hq, em, ex)
@@ -249,11 +259,11 @@ def make_pair(
             "defocus_planes_um": list(DEFOCUS_UM),
         },
         "hq_system": {
-            "kind": "confocal",
-            "na": cf_na,
+            "kind": "confocal" if hq_system == "confocal" else "wide-field",
+            "na": cf_na if hq_system == "confocal" else wf_na,
             "immersion_index": immersion_index,
             "photons": cf_photons,
-            "pinhole_airy_units": 1.0,
+            "pinhole_airy_units": 1.0 if hq_system == "confocal" else None,
         },
         "shift": [float(s) for s in shift],
         "rotation_deg": float(rotation_deg),

@@ -146,3 +146,20 @@ def test_export_command_writes_a_valid_package(trained_tiny, tmp_path):
         == 2
     )
     assert not (tmp_path / "bad.zip").exists()
+
+
+def test_a_per_channel_model_exports_and_passes_on_onnxruntime(w2s_field, tmp_path):
+    """A generator started from a single-channel base (channels folded into the batch) exports
+    to ONNX and passes bioimageio.core's model test like any other."""
+    from bioimageio.core import test_model
+
+    from models import Config, EnhancementModel
+
+    config = Config.preset("tiny", precision="float32", per_channel=True)
+    model = EnhancementModel(config, n_channels=3, name="per-channel")
+    result = export_bioimageio(
+        model, tmp_path / "pc.zip", w2s_field, channel_names=CHANNELS, pixel_size_um=0.065
+    )
+    assert all(d <= result.absolute_tolerance for d in result.max_abs_diff.values())
+    summary = test_model(result.path, weight_format="onnx", devices=["cpu"])
+    assert summary.status == "passed", [d.name for d in summary.details if d.status == "failed"]

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from models.base_init import initialise_from_base
-from models.base_models import IncompatibleBase
+from models.base_models import (
+    IncompatibleBase,
+    SyntheticRecipe,
+    generator_overrides,
+    synthetic_fields,
+)
 from models.cli_pretraining import folder_pairs
 from models.config import Config
 from models.model import EnhancementModel
@@ -31,6 +36,31 @@ def test_a_started_model_is_the_base_on_equal_channels(stem: str) -> None:
     three = model.generator(np.repeat(x, 3, axis=-1)).numpy()
     for c in range(3):
         np.testing.assert_allclose(three[..., c], one[..., 0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stem", ["none", "space_to_depth"])
+def test_a_per_channel_start_is_the_base_on_every_channel(stem: str) -> None:
+    """A single-channel base starts a per-channel generator (chosen for it), whose every
+    channel is exactly the base on that channel, however different the channels are; saved and
+    loaded it stays so."""
+    config = Config.preset("tiny", stem=stem, precision="float32")
+    base = EnhancementModel(config, n_channels=1)
+    overrides = generator_overrides(base.config.with_overrides(n_channels=1).to_dict(), {})
+    assert overrides["per_channel"] is True
+    model = EnhancementModel(config.with_overrides(seed=9, **overrides), n_channels=3)
+    assert model.generator.count_params() == base.generator.count_params()
+    initialise_from_base(model, base)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    x *= np.asarray([1.0, 5.0, 0.2], np.float32)
+    three = model.generator(x).numpy()
+    assert three.shape == x.shape
+    for c in range(3):
+        one = base.generator(x[..., c : c + 1]).numpy()
+        np.testing.assert_allclose(three[..., c], one[..., 0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(IncompatibleBase, match="per_channel"):
+        generator_overrides(
+            base.config.with_overrides(n_channels=1).to_dict(), {"per_channel": False}
+        )
 
 
 def test_a_base_of_another_architecture_or_channel_layout_is_refused() -> None:
@@ -58,6 +88,7 @@ def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no
     base = EnhancementModel.load(tmp_path / "base")
     assert base.n_channels == 1
     assert base.metadata["base"]["recipe"]["fields"] == 1
+    assert base.metadata["base"]["recipe"]["denoise_fraction"] == 0.5  # the general recipe
     low, high = base.metadata["base"]["pixel_size_range_um"]
     assert low <= 0.1 <= high
 
@@ -82,3 +113,18 @@ def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no
     assert config["init"] == "file:base"
     assert config["init_sha256"] == base.weights_digest()
     assert config["n_channels"] == 3
+
+
+def test_a_recipe_with_denoising_pairs_mixes_both_kinds_and_keeps_old_recipes() -> None:
+    """``denoise_fraction`` turns some fields into denoising pairs; a recipe written before the
+    setting existed (no such key) still makes exactly the fields it made then."""
+    old = SyntheticRecipe.from_dict({"fields": 3, "shape": [48, 48], "seed": 4})
+    again = SyntheticRecipe(fields=3, shape=(48, 48), seed=4, denoise_fraction=0.0)
+    for (a, pa), (b, pb) in zip(synthetic_fields(old), synthetic_fields(again), strict=True):
+        assert pa == pb
+        np.testing.assert_array_equal(a[2], b[2])
+    mixed = SyntheticRecipe(fields=6, shape=(48, 48), seed=0, denoise_fraction=0.5)
+    kinds = {field_id.split(":")[0] for (field_id, _, _), _ in synthetic_fields(mixed)}
+    assert kinds == {"synthetic", "synthetic-denoise"}
+    with pytest.raises(ValueError, match="denoise_fraction"):
+        SyntheticRecipe(denoise_fraction=1.5)

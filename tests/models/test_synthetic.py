@@ -54,3 +54,19 @@ def test_scale_changes_the_hq_grid():
 def test_dataset_ids():
     lq, hq, ids = synthetic.make_dataset(3, (32, 32))
     assert ids == ["field_000", "field_001", "field_002"] and len(lq) == len(hq) == 3
+
+
+def test_a_denoising_pair_keeps_the_wide_field_optics():
+    """``hq_system="widefield"``: the HQ is the LQ's own optics with many photons (a frame
+    average), so it correlates with the LQ far better than a confocal HQ does."""
+    kw = dict(seed=3, wf_photons=10.0, dtype="float32")
+    lq, hq, meta = synthetic.make_pair((64, 64), hq_system="widefield", cf_photons=5000.0, **kw)
+    lq_c, hq_c, _ = synthetic.make_pair((64, 64), **kw)
+    assert meta["hq_system"]["kind"] == "wide-field" and hq.shape == lq.shape
+    np.testing.assert_array_equal(lq, lq_c)  # the same specimen and LQ camera
+    for c in range(3):
+        same = np.corrcoef(hq[c].ravel(), lq[c].ravel())[0, 1]
+        other = np.corrcoef(hq_c[c].ravel(), lq[c].ravel())[0, 1]
+        assert same > other
+    with pytest.raises(ValueError, match="hq_system"):
+        synthetic.make_pair((64, 64), hq_system="sted")
