@@ -292,8 +292,11 @@ def receptive_field_margin(config: Config) -> int:
 def conv_flops(model: keras.Model) -> int:
     """Floating-point operations (2 per multiply-add) of the convolutions and dense layers of a
     model built with static spatial shapes (``build_generator(..., input_hw=...)`` or the
-    discriminator), for one image; element-wise layers are not counted."""
+    discriminator), for one image; element-wise layers are not counted. A per-channel
+    generator runs its network once per channel, so its count is multiplied by the channels."""
     total = 0
+    folded = [layer for layer in model.layers if isinstance(layer, FoldChannels)]
+    passes = int(model.input_shape[-1]) if folded else 1
     for layer in model.layers:
         if isinstance(layer, layers.Conv2D):
             kh, kw, cin, cout = layer.kernel.shape
@@ -304,7 +307,7 @@ def conv_flops(model: keras.Model) -> int:
         elif isinstance(layer, layers.Dense):
             cin, cout = layer.kernel.shape
             total += 2 * int(cin) * int(cout)
-    return int(total)
+    return int(total) * passes
 
 
 def count_params(model: keras.Model) -> int:

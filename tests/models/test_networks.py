@@ -74,6 +74,9 @@ def test_conv_flops_counts_multiply_adds_twice():
     # down0: 3x3 1->2 at 8², proj 1x1 1->2; bottom 3x3 2->2 at 4²; up0 3x3 4->2 at 8²; final 2->1
     macs = 64 * 9 * 1 * 2 + 64 * 1 * 2 + 16 * 9 * 2 * 2 + 64 * 9 * 4 * 2 + 64 * 2 * 1
     assert conv_flops(g) == 2 * macs
+    # a per-channel generator runs that network once per channel
+    per_channel = build_generator(c.with_overrides(per_channel=True), 3, input_hw=(8, 8))
+    assert conv_flops(per_channel) == 3 * 2 * macs
 
 
 @pytest.mark.parametrize(

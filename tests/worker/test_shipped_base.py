@@ -2,8 +2,8 @@
 base version of the network's own, `init=base` records `base:shipped` with the shipped weights'
 digest and architecture (the API judges it without TensorFlow), and the real training pipeline
 starts from those weights, checks them and publishes a version that says where it came from.
-It is never a new pairing's default (on W2S it made the first model worse than scratch:
-docs/benchmarks.md, "Network base")."""
+It is also a new pairing's default for its first job (with few fields it beats scratch:
+docs/benchmarks.md, "Transfer"); later jobs train from scratch unless asked."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_a_new_network_fine_tunes_from_the_shipped_base(service: InProcessServic
     for key in ("base_filters", "depth", "convs_per_block"):  # the base's architecture, kept
         assert explicit["config"][key] == shipped.config[key]
 
-    assert start()["config"]["init"] == "scratch"  # not a default: only when asked for
+    assert start()["config"]["init"] == SHIPPED_INIT  # a new pairing's first job: the base
     job = explicit
     assert training_pipeline.claim(service.factory, job["id"], service.settings) == Claim.run
     result = training_pipeline.run(service.factory, service.store, service.settings, job["id"])
