@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .data import ALIGN
 from .files import write_json
 
 TileCall = Callable[[np.ndarray], np.ndarray]
@@ -39,6 +40,22 @@ PROBE_MAX = 1024
 REPEATS = 3
 MARGIN = 0.9  # another path replaces the default only when it takes under 90 % of its time
 GRAPHS_PER_SHAPE = 8  # traced graphs kept per path (one per input shape), oldest evicted
+
+
+def to_tensor(tile: np.ndarray) -> tf.Tensor:
+    """``tile`` as a tensor: shared through DLPack when it is aligned, contiguous and writeable
+    (``tf.constant`` always copies: 14 ms for a 2048² × 3 tile on the AMX Xeon, 3 % of the
+    network call), else copied. Sharing an unaligned array would abort TensorFlow, hence the
+    checks."""
+    if (
+        tile.dtype == np.float32
+        and tile.flags.c_contiguous
+        and tile.flags.writeable
+        and tile.ctypes.data % ALIGN == 0
+        and tile.size
+    ):
+        return tf.experimental.dlpack.from_dlpack(tile.__dlpack__())
+    return tf.constant(tile)
 
 
 def _graph_per_shape(generator: keras.Model) -> TileCall:
@@ -55,7 +72,7 @@ def _graph_per_shape(generator: keras.Model) -> TileCall:
         cache[key] = graph
         while len(cache) > GRAPHS_PER_SHAPE:
             cache.popitem(last=False)
-        return graph(tf.constant(tile)).numpy()
+        return graph(to_tensor(tile)).numpy()
 
     return call
 
@@ -64,7 +81,7 @@ def _graph_dynamic(generator: keras.Model) -> TileCall:
     """One graph traced for any tile shape."""
     spec = tf.TensorSpec([None, None, None, generator.input_shape[-1]], tf.float32)
     graph = tf.function(lambda x: generator(x, training=False), input_signature=[spec])
-    return lambda tile: graph(tf.constant(tile)).numpy()
+    return lambda tile: graph(to_tensor(tile)).numpy()
 
 
 def _eager(generator: keras.Model) -> TileCall:

@@ -84,3 +84,28 @@ def test_probe_is_the_tile_size_capped_and_on_the_network_multiple():
     assert call_paths.probe_shape_for(2048, 16, 3) == (1, 1024, 1024, 3)
     assert call_paths.probe_shape_for(100, 16, 2) == (1, 96, 96, 2)
     assert call_paths.probe_shape_for(8, 16, 1) == (1, 16, 16, 1)
+
+
+def test_aligned_tiles_reach_tensorflow_without_a_copy_and_others_are_copied():
+    """An aligned tile is shared (the network reads the caller's buffer, no 48 MB copy per
+    2048² × 3 tile); an unaligned or read-only one is copied (sharing it would abort
+    TensorFlow), with the same values either way."""
+    from models.data import ALIGN, aligned_empty
+
+    tile = aligned_empty((1, 32, 48, 3))
+    assert tile.ctypes.data % ALIGN == 0 and tile.flags.c_contiguous
+    tile[:] = np.arange(tile.size, dtype=np.float32).reshape(tile.shape)
+    shared = call_paths.to_tensor(tile)
+    tile[0, 0, 0, 0] = -1.0
+    assert float(shared[0, 0, 0, 0]) == -1.0
+    raw = np.zeros(tile.size + 1, np.float32)
+    unaligned = raw[1:].reshape(tile.shape)
+    assert unaligned.ctypes.data % ALIGN != 0
+    unaligned[:] = tile
+    copied = call_paths.to_tensor(unaligned)
+    np.testing.assert_array_equal(copied.numpy(), tile)
+    unaligned[0, 0, 0, 0] = 5.0
+    assert float(copied[0, 0, 0, 0]) == -1.0
+    frozen = tile.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(call_paths.to_tensor(frozen).numpy(), tile)

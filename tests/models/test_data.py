@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from models.data import (
+    ALIGN,
+    HISTOGRAM_CHUNK,
     Normalization,
     PatchSampler,
     as_cyx,
@@ -48,6 +50,21 @@ def test_integer_images_take_a_histogram_with_numpys_percentiles(dtype, low, hig
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "dtype,low,high",
+    [("int32", -5, 10**6), ("int64", -(10**6), 10**6), ("uint64", 2**63, 2**63 + 999)],
+)
+def test_histogram_percentiles_of_wide_integers_counted_in_chunks(dtype, low, high):
+    """More values than one chunk, wide dtypes (uint64 cannot be shifted as a signed index):
+    still exactly ``np.percentile``."""
+    rng = np.random.default_rng(4)
+    n = HISTOGRAM_CHUNK + 123
+    v = rng.integers(low, high, n, dtype=np.uint64 if dtype == "uint64" else np.int64)
+    v = v.astype(dtype)
+    qs = (0.0, 1.0, 50.0, 99.8, 100.0)
+    assert percentiles_of_integers(v, qs) == [float(x) for x in np.percentile(v, qs)]
+
+
 def test_normalisation_straight_into_the_network_layout():
     rng = np.random.default_rng(2)
     img = rng.integers(0, 4096, (3, 40, 24)).astype(np.uint16)
@@ -55,6 +72,7 @@ def test_normalisation_straight_into_the_network_layout():
     lo, hi = n.params(img)
     hwc = n.apply_hwc(img, lo, hi)
     assert hwc.shape == (40, 24, 3) and hwc.flags.c_contiguous and hwc.dtype == np.float32
+    assert hwc.ctypes.data % ALIGN == 0  # the network call takes it without a copy
     np.testing.assert_allclose(hwc, np.moveaxis(n.apply(img, lo, hi), 0, -1), rtol=1e-6)
     back = np.empty((3, 40, 24), np.float32)
     n.invert_hwc_into(hwc, lo, hi, back)
