@@ -57,24 +57,12 @@ def get_learning_curve(pairing: PairingDep, session: SessionDep) -> LearningCurv
     """Fields imaged → test quality, one point per version, and the expected quality of more
     fields once versions trained on three field counts can be fitted — to decide how many
     fields to image next."""
-    points = learning_curve.points(session, pairing)
-    fitted = learning_curve.fit(points)
-    expected: list[ExpectedPointOut] = []
-    if isinstance(fitted, str):
-        formula = fitted
-    else:
-        a, b = fitted
-        formula = f"PSNR = {a:.2f} − {b:.2f}/√n dB (least squares over the scored versions)"
-        largest = max(p.train_fields for p in points)
-        expected = [
-            ExpectedPointOut(train_fields=n, psnr=psnr)
-            for n, psnr in learning_curve.expected(a, b, largest)
-        ]
+    curve = learning_curve.learning_curve(session, pairing)
     return LearningCurveOut(
-        fields_available=learning_curve.fields_available(session, pairing),
-        points=[CurvePointOut(**vars(p)) for p in points],
-        expected=expected,
-        fit=formula,
+        fields_available=curve.fields_available,
+        points=[CurvePointOut(**vars(p)) for p in curve.points],
+        expected=[ExpectedPointOut(train_fields=n, psnr=psnr) for n, psnr in curve.expected],
+        fit=curve.fit,
     )
 
 

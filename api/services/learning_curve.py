@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.tables import DatasetMember, ModelVersion, Pair, Pairing, PairStatus, Split
+from api.services.snapshots import trainable_pairs
+from api.tables import DatasetMember, ModelVersion, Pairing, Split
 
 #: versions on this many distinct field counts before a curve is fitted through them
 MIN_COUNTS_FOR_FIT = 3
@@ -115,16 +116,26 @@ def expected(a: float, b: float, largest: int) -> list[tuple[int, float]]:
 
 def fields_available(session: Session, pairing: Pairing) -> int:
     """Accepted, aligned pairs the pairing holds now — what a new snapshot would split."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Pair)
-            .where(
-                Pair.pairing_id == pairing.id,
-                Pair.status == PairStatus.accepted,
-                Pair.lq_aligned_key.is_not(None),
-                Pair.hq_aligned_key.is_not(None),
-            )
-        )
-        or 0
-    )
+    count = select(func.count()).select_from(trainable_pairs(pairing).subquery())
+    return int(session.scalar(count) or 0)
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    fields_available: int
+    points: list[CurvePoint]
+    expected: list[tuple[int, float]]
+    fit: str
+
+
+def learning_curve(session: Session, pairing: Pairing) -> LearningCurve:
+    """The points, the fitted expectation (empty without a fit) and the formula or why none."""
+    curve = points(session, pairing)
+    fitted = fit(curve)
+    if isinstance(fitted, str):
+        expectation, formula = [], fitted
+    else:
+        a, b = fitted
+        expectation = expected(a, b, max(p.train_fields for p in curve))
+        formula = f"PSNR = {a:.2f} − {b:.2f}/√n dB (least squares over the scored versions)"
+    return LearningCurve(fields_available(session, pairing), curve, expectation, formula)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
@@ -47,6 +47,16 @@ def snapshot_digest(members: list[DatasetMember], fractions: dict[str, float], s
     return digest.hexdigest()
 
 
+def trainable_pairs(pairing: Pairing) -> Select[tuple[Pair]]:
+    """The pairing's accepted pairs with both aligned halves stored: what a snapshot splits."""
+    return select(Pair).where(
+        Pair.pairing_id == pairing.id,
+        Pair.status == PairStatus.accepted,
+        Pair.lq_aligned_key.is_not(None),
+        Pair.hq_aligned_key.is_not(None),
+    )
+
+
 def get_dataset(session: Session, pairing: Pairing, dataset_id: int) -> Dataset:
     dataset = session.scalar(
         select(Dataset).where(Dataset.id == dataset_id, Dataset.pairing_id == pairing.id)
@@ -68,16 +78,7 @@ def create_snapshot(
     (same pairs, split and hashes) is returned instead of a copy, even under concurrent requests:
     the pairing's row is locked first, so requests for one pairing take turns."""
     _lock_pairing(session, pairing)
-    pairs = session.scalars(
-        select(Pair)
-        .where(
-            Pair.pairing_id == pairing.id,
-            Pair.status == PairStatus.accepted,
-            Pair.lq_aligned_key.is_not(None),
-            Pair.hq_aligned_key.is_not(None),
-        )
-        .order_by(Pair.field_id)
-    ).all()
+    pairs = session.scalars(trainable_pairs(pairing).order_by(Pair.field_id)).all()
     if not pairs:
         raise ApiError(
             409,
