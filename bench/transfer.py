@@ -7,10 +7,10 @@ budget of M minutes, a ``cpu-small`` generator trained **from scratch** against 
 **fine-tuned** from the base (:mod:`models.base_init`; by default the base shipped in the
 package, pretrained on synthetic pairs only, so it never saw W2S; a single-channel base starts
 a ``per_channel`` generator, as in the service). ``--finetune-lr`` / ``--finetune-warmup``
-change the fine-tune's schedule and ``--tag`` names such a variant's row. Every run keeps its best
-weights on the validation fields 061–064, as the quality bench does. Beside them: BM3D
-(σ_psd factor chosen on the validation fields by the quality bench, ``--bm3d-factor``) and the
-base alone, applied to each channel on its own, with no fine-tuning.
+change the fine-tune's schedule and ``--tag`` names such a variant's row.
+Every run keeps its best weights on the validation fields 061–064, as the quality bench does.
+Beside them: BM3D (σ_psd factor chosen on the validation fields by the quality bench,
+``--bm3d-factor``) and the base alone, applied to each channel on its own, with no fine-tuning.
 
 Each point is written to ``OUT/rows/<name>.json`` when it finishes; ``--reuse`` keeps those
 already there, so the grid can be run in pieces. ``summary.md`` (table) and ``curve.png`` (PSNR
@@ -100,11 +100,14 @@ def run_curve_point(ctx: dict, mode: str, fields: str, minutes: str) -> tuple[li
         "train_s": train_s,
         "steps": result.steps,
         "best_step": result.best_step,
+        "best_val_psnr": result.best_val_psnr,
         "init": config.init,
         "fresh_io": bool(ctx["fresh_io"] and mode == "finetune"),
         "per_channel": config.per_channel,
         "learning_rate": config.learning_rate,
         "warmup_steps": config.warmup_steps,
+        "batch_size": config.batch_size,
+        "samples_per_step": config.samples_per_step(lq[0].shape[0]),
         "tag": ctx["tag"] if mode == "finetune" else "",
     }
     return preds, meta
@@ -184,7 +187,8 @@ def write_summary(out: Path, records: list[dict], info: dict) -> str:
         )
     table = "\n".join(lines)
     (out / "summary.md").write_text(
-        f"Medians over (field, channel) of W2S test fields {info['test_fields']} "
+        f"Medians over (field, channel) of {info.get('data', 'W2S')} test fields "
+        f"{info['test_fields']} "
         f"({info['date']})\n\n{table}\n",
         encoding="utf-8",
     )
@@ -293,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(
             ["python -m bench.transfer", *(argv if argv is not None else sys.argv[1:])]
         ),
+        "data": os.path.basename(os.path.normpath(a.data)),
         "test_fields": a.test_fields,
         "val_fields": a.val_fields,
         "load_before": os.getloadavg()[0],

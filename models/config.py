@@ -85,7 +85,8 @@ class Config:
         ``min_lr_fraction`` (cosine floor), ``clipnorm`` (None: off), ``adam_beta_1``,
         ``adam_beta_2``, ``ema_momentum`` (None: off; otherwise validation, the kept weights and
         the saved model use an exponential moving average of the generator's weights with this
-        momentum – Keras' ``use_ema``), ``batch_size``, ``patch_size``.
+        momentum – Keras' ``use_ema``, warmed up over the first steps), ``batch_size``
+        (:meth:`samples_per_step`), ``patch_size``.
     Budget
         ``steps`` (maximum number of steps), ``minutes`` (wall-clock budget, None: no budget);
         training ends at whichever comes first.
@@ -284,6 +285,18 @@ class Config:
         """Image sides the generator takes must be multiples of this (``2**depth``, doubled by
         a ``space_to_depth`` stem)."""
         return 2 ** (self.depth + (self.stem == "space_to_depth"))
+
+    def samples_per_step(self, n_channels: int) -> int:
+        """Patches drawn per training step: ``batch_size``; for a ``per_channel`` generator,
+        which runs its network on each of a patch's ``n_channels`` channels,
+        ``round(batch_size / n_channels)`` (at least 1), so that a step costs about
+        ``batch_size`` single-channel passes, as a step of its base did. Why: with whole
+        ``batch_size`` patches a 3-channel fine-tune made ≈ 400 steps in 3 CPU minutes and
+        was still improving; with 3 patches, ≈ 1000 steps and +0.1 dB on the validation fields
+        (docs/benchmarks.md, Transfer)."""
+        if not self.per_channel:
+            return self.batch_size
+        return max(1, round(self.batch_size / max(int(n_channels), 1)))
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -154,7 +154,7 @@ class EnhancementModel:
             t_lq,
             t_hq,
             c.patch_size,
-            c.batch_size,
+            c.samples_per_step(self.n_channels),
             threshold=c.foreground_threshold,
             min_fraction=c.foreground_min_fraction,
             flips=c.augment_flips,

@@ -28,6 +28,12 @@ member (×2.0 for two, ×8.6 for eight); added to the local features it changed 
 Uncalibrated, the spread as a Gaussian σ covered 28 %. Hence :func:`model_members` defaults to
 one member; the spread stays available for callers that predict more members anyway.
 
+The features are local averages, so new calibrations take them on 2 × 2 bins
+(:data:`BIN`, saved as ``Calibration.bin_px``): the box filters then transform a quarter of the
+pixels and the scale is computed once per bin and spread over its four pixels. The conformal
+quantile is fitted on those same features, so the interval stays calibrated; the numbers are in
+docs/benchmarks.md (Trust, fourth pass).
+
 The error is measured in the scoring protocol's units (:mod:`models.metrics`): the ground truth
 normalised by its 0.1 / 99.9 percentiles and the point fitted to it by least-squares scale and
 offset; the interval is mapped through that same fit, i.e. expressed in the point's ``u``.
@@ -58,6 +64,9 @@ U_LOW, U_HIGH = 0.1, 99.9  # the protocol's ground-truth percentiles, applied to
 FEATURE_EPS = 1e-3  # in u; keeps log() finite on flat background
 ERROR_EPS = 1e-3
 SMOOTH = 2  # half-width (px) of the local box averages
+#: New calibrations compute their features on 2 × 2 bins (:func:`plane_features`); a saved
+#: calibration without ``bin_px`` was fitted on full-resolution features and keeps them.
+BIN = 2
 FIT_PIXELS = 400_000  # validation pixels the scale model is fitted on (subsampled)
 #: Extra members' transforms (rotation k·90°, flip), in the order they are added: the second
 #: member is the transpose, the most different view of the image for a U-Net.
@@ -84,6 +93,7 @@ class Calibration:
     n_members: int
     method: str = METHOD
     smooth_px: int = SMOOTH
+    bin_px: int = 1
     n_pixels: int = 0
     validation_coverage: float = float("nan")
     notes: dict[str, Any] = field(default_factory=dict)
@@ -194,7 +204,11 @@ def feature_names(n_members: int) -> list[str]:
 
 
 def plane_features(
-    point: np.ndarray, lq: np.ndarray, members: Sequence[np.ndarray], smooth: int = SMOOTH
+    point: np.ndarray,
+    lq: np.ndarray,
+    members: Sequence[np.ndarray],
+    smooth: int = SMOOTH,
+    bin_px: int = 1,
 ) -> tuple[dict[str, np.ndarray], float, float]:
     """Per-pixel features of one 2-D plane, in the point's ``u``; also ``(lo, range)``.
 
@@ -202,8 +216,12 @@ def plane_features(
     Gaussians of similar width, which matters as the map must cost little next to the
     prediction itself. The three box averages of one plane are ``ndimage.uniform_filter``'s
     (reflecting edges) made by one cosine transform (:mod:`models.reflect_filter`, float32
-    rounding), a third cheaper than scipy's six 1-D passes."""
-    size = 2 * smooth + 1
+    rounding), a third cheaper than scipy's six 1-D passes.
+
+    ``bin_px`` > 1: the three planes are averaged over ``bin_px``² bins first and the box
+    averages (of ``2·(smooth // bin_px) + 1`` bins, at least 3) are taken on the binned grid,
+    so the features come on that grid (:func:`expand` puts them back on the plane's): the
+    features are local averages anyway, and the transforms then cost a quarter for 2 × 2."""
     lo, rng = _unit(point)
     # the three planes to average, written into one block for the transform
     planes = np.empty((3, *np.shape(point)), np.float32)
@@ -220,6 +238,9 @@ def plane_features(
     else:
         resid[:] = 0
     planes[2] = _gradient_magnitude(u)
+    size = 2 * max(smooth // bin_px, 1) + 1 if bin_px > 1 else 2 * smooth + 1
+    if bin_px > 1:
+        planes = binned(planes, bin_px)
     box, wide = (reflect_filter.box_kernel(size),), (reflect_filter.box_kernel(size + 2),)
     coefficients = reflect_filter.forward(planes, overwrite=True)  # planes are scratch
     feats: dict[str, np.ndarray] = {}
@@ -231,8 +252,40 @@ def plane_features(
         m = np.stack(
             [(np.asarray(v, np.float32) - np.float32(lo)) / np.float32(rng) for v in members]
         )
-        feats["spread"] = np.sqrt(np.maximum(ndimage.uniform_filter(m.var(axis=0), size), 0))
+        var = m.var(axis=0)
+        if bin_px > 1:
+            var = binned(var, bin_px)
+        feats["spread"] = np.sqrt(np.maximum(ndimage.uniform_filter(var, size), 0))
     return feats, lo, rng
+
+
+def binned(planes: np.ndarray, bin_px: int) -> np.ndarray:
+    """The means of ``bin_px``² bins over the last two axes (float32); a side that is not a
+    multiple of ``bin_px`` is padded by repeating its last row / column."""
+    a = np.asarray(planes, np.float32)
+    h, w = a.shape[-2:]
+    ph, pw = -h % bin_px, -w % bin_px
+    if ph or pw:
+        a = np.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, ph), (0, pw)], mode="edge")
+    # strided sums: numpy's mean over the axes of a reshaped view is ~50× slower
+    out = a[..., ::bin_px, ::bin_px].copy()
+    for i in range(bin_px):
+        for j in range(bin_px):
+            if i or j:
+                out += a[..., i::bin_px, j::bin_px]
+    out *= np.float32(1.0 / (bin_px * bin_px))
+    return out
+
+
+def expand(small: np.ndarray, shape: tuple[int, ...], bin_px: int) -> np.ndarray:
+    """A 2-D map on the ``bin_px`` grid back on a plane of ``shape`` (each bin's value on its
+    pixels); the map itself for ``bin_px`` 1."""
+    if bin_px == 1:
+        return small
+    hb, wb = small.shape
+    big = np.empty((hb * bin_px, wb * bin_px), small.dtype)
+    big.reshape(hb, bin_px, wb, bin_px)[...] = small[:, None, :, None]
+    return big[: shape[-2], : shape[-1]]
 
 
 def _gradient_magnitude(u: np.ndarray) -> np.ndarray:
@@ -311,13 +364,15 @@ def _members_of(predict_with_members: PredictWithMembers, image: np.ndarray) -> 
     return members
 
 
-def _image_features(members: list[np.ndarray], image: np.ndarray, smooth: int = SMOOTH):
+def _image_features(
+    members: list[np.ndarray], image: np.ndarray, smooth: int = SMOOTH, bin_px: int = 1
+):
     """Per plane, lazily (a large stack's features need not all be held): ``(features, lo,
-    range)``."""
+    range)``, the features on the ``bin_px`` grid."""
     mp = [_planes(m) for m in members]
     lq = _planes(image)
     for i in range(lq.shape[0]):
-        yield plane_features(mp[0][i], lq[i], [m[i] for m in mp], smooth)
+        yield plane_features(mp[0][i], lq[i], [m[i] for m in mp], smooth, bin_px)
 
 
 def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
@@ -355,11 +410,12 @@ def fit_calibration(
         names = _chosen(features, n_members)
         hq_planes = _planes(hq)
         for (feats, _, _), p, h in zip(
-            _image_features(members, lq), _planes(members[0]), hq_planes, strict=True
+            _image_features(members, lq, bin_px=BIN), _planes(members[0]), hq_planes, strict=True
         ):
             e = plane_errors(p, h).ravel()
             ok = np.isfinite(e)
-            xs.append(_design(feats, names)[ok])
+            full = {k: expand(v, p.shape, BIN) for k, v in feats.items()}
+            xs.append(_design(full, names)[ok])
             es.append(np.abs(e[ok]))
     assert n_members is not None
     names = _chosen(features, n_members)
@@ -378,6 +434,7 @@ def fit_calibration(
         features=names,
         weights=[float(v) for v in w],
         n_members=int(n_members),
+        bin_px=BIN,
         n_pixels=int(e.size),
         validation_coverage=float(np.mean(e <= q * scale)),
     )
@@ -396,11 +453,14 @@ def uncertainty(
     point = members[0]
     half = np.empty(_planes(point).shape, np.float32)
     ranges = []
-    planes = _image_features(members, image, calibration.smooth_px)
+    b = calibration.bin_px
+    planes = _image_features(members, image, calibration.smooth_px, b)
     for i, (feats, _, rng) in enumerate(planes):
+        # the scale on the features' grid, then on the plane's (one map to expand, not three)
         log_s = _log_scale(feats, calibration.features, calibration.weights)
-        np.exp(log_s, out=half[i])
-        half[i] *= np.float32(calibration.quantile * rng)
+        np.exp(log_s, out=log_s)
+        log_s *= np.float32(calibration.quantile * rng)
+        half[i] = expand(log_s, half.shape[-2:], b)
         ranges.append(rng)
     return UncertaintyResult(
         point=point,

@@ -89,3 +89,12 @@ def test_light_modules_do_not_import_tensorflow():
         cwd=Path(__file__).resolve().parents[2],
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_per_channel_step_draws_about_batch_size_single_channel_patches():
+    """A per-channel generator runs its network on every channel of a patch, so it draws
+    ``batch_size / channels`` patches per step (a step costs what its base's did)."""
+    c = Config.preset("cpu-small")
+    assert c.samples_per_step(3) == 8
+    pc = c.with_overrides(per_channel=True)
+    assert [pc.samples_per_step(n) for n in (1, 2, 3, 4, 16)] == [8, 4, 3, 2, 1]

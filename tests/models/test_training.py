@@ -1,5 +1,6 @@
 import copy
 import json
+import math
 from dataclasses import fields
 
 import numpy as np
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 from models import Config, EnhancementModel, TrainingCancelled
 from models.data import Normalization, PatchSampler, rng_state
-from models.training import LoopState, Trainer, learning_rate_at
+from models.training import LoopState, Trainer, ema_momentum_at, learning_rate_at
 
 
 def _sampler(pairs, config):
@@ -221,6 +222,31 @@ def test_learning_rate_schedules():
     assert learning_rate_at(c, 1.0, 1.0, 100) == pytest.approx(0.0, abs=1e-12)
     k = Config.preset("paper")
     assert learning_rate_at(k, 1e-5, 0.7, 5000) == 1e-5
+
+
+def test_weight_average_follows_a_short_run(pairs):
+    """A run of a few dozen steps (a short fine-tune) is averaged over its own steps, not held
+    back by its starting weights: the average's momentum warms up to the configured one."""
+    c = Config.preset("tiny", ema_momentum=0.995, batch_size=2, patch_size=32)
+    assert ema_momentum_at(c, 0) == pytest.approx(0.1)
+    assert ema_momentum_at(c, 30) < 0.8 and ema_momentum_at(c, 10_000) == 0.995
+    assert ema_momentum_at(Config.preset("tiny", ema_momentum=None), 50) == 0.0
+    trainer = Trainer(c, 3)
+    start = [w.copy() for w in trainer.generator.get_weights()]
+    sampler = _sampler(pairs, c)
+    rng = np.random.default_rng(0)
+    for step in range(30):
+        trainer.set_learning_rate(step / 30, step)
+        x, y = sampler.sample(rng)
+        trainer.train_step(tf.constant(x), tf.constant(y))
+    now = [w.copy() for w in trainer.generator.get_weights()]
+    with trainer.averaged_weights():
+        avg = trainer.generator.get_weights()
+
+    def dist(a, b):
+        return math.sqrt(sum(float(np.sum((u - v) ** 2)) for u, v in zip(a, b, strict=True)))
+
+    assert dist(avg, now) < 0.5 * dist(avg, start)
 
 
 def test_bad_training_input(pairs):

@@ -112,3 +112,21 @@ def test_point_is_the_plain_prediction_of_a_real_model(trained_tiny, pairs):
     np.testing.assert_allclose(
         np.mean(members, axis=0), model.predict(image, ensemble=True), rtol=1e-4, atol=1e-2
     )
+
+
+def test_binned_features_keep_odd_planes_and_old_calibrations():
+    """New calibrations take their features on 2 × 2 bins; an odd-sized plane gets a map of
+    its own size, and a calibration saved before binning (no ``bin_px``) keeps the
+    full-resolution features it was fitted on."""
+    predict = smoothing_members(1)
+    fields = [noisy_field(s, 64) for s in range(3)]
+    cal = fit_calibration(predict, [f[0] for f in fields], [f[1] for f in fields])
+    assert cal.bin_px == 2
+    odd = noisy_field(9, 67)[0][:, :65]
+    res = uncertainty(predict, odd, cal)
+    assert res.half_width.shape == odd.shape and np.all(res.half_width > 0)
+    old = {k: v for k, v in cal.to_dict().items() if k != "bin_px"}
+    full = uncertainty(predict, odd, Calibration.from_dict(old))
+    assert Calibration.from_dict(old).bin_px == 1
+    rho = spearmanr(full.half_width.ravel(), res.half_width.ravel()).statistic
+    assert 0.7 < rho < 1.0  # the same scale model, on features of another grid
