@@ -4,9 +4,11 @@ On the real W2S pairs, scored with the quality protocol of :mod:`bench.quality` 
 scoring, medians and BM3D are imported, not repeated) on the test fields 065–080, which no model
 here saw: for N training fields (the first N of 001–060; ``all`` = 001–060) and a wall-clock
 budget of M minutes, a ``cpu-small`` generator trained **from scratch** against one
-**fine-tuned** from the base (:mod:`models.base_init`; by default the base shipped in the
-package, pretrained on synthetic pairs only, so it never saw W2S; a single-channel base starts
-a ``per_channel`` generator, as in the service). ``--finetune-lr`` / ``--finetune-warmup``
+**fine-tuned** from the base (:mod:`models.base_init`; by default
+``bench/bases/synthetic-only.zip``, the package's base until 2026-12-05, pretrained on synthetic
+pairs only, so it never saw W2S — the base shipped now also saw W2S's training fields,
+:mod:`bench.shipped_base`; a single-channel base starts a ``per_channel`` generator, as in the
+service). ``--finetune-lr`` / ``--finetune-warmup``
 change the fine-tune's schedule and ``--tag`` names such a variant's row.
 Every run keeps its best weights on the validation fields 061–064, as the quality bench does.
 Beside them: BM3D (σ_psd factor chosen on the validation fields by the quality bench,
@@ -43,6 +45,10 @@ FIELD_COUNTS = ("1", "2", "4", "8", "all")
 MINUTES = ("1", "3", "15")
 MODES = ("scratch", "finetune")
 REFERENCES = ("bm3d", "base")
+#: The learning curve's base: pretrained on synthetic pairs only (shipped until 2026-12-05).
+SYNTHETIC_BASE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "bases", "synthetic-only.zip"
+)
 BM3D_FACTOR = 3.0  # bench.quality's choice on the validation fields (docs/benchmarks.md)
 
 
@@ -56,15 +62,9 @@ def _train_fields(spec: str, pool: list[int]) -> list[int]:
     return pool if spec == "all" else pool[: int(spec)]
 
 
-def _base(path: str | None) -> Any:
+def _base(path: str) -> Any:
     from models.model import EnhancementModel
-    from models.shipped_base import shipped_base
 
-    if path is None:
-        shipped = shipped_base()
-        if shipped is None:
-            raise SystemExit("no base ships with this installation; give --base DIR")
-        path = str(shipped.path)
     return EnhancementModel.load(path, precision="float32")
 
 
@@ -235,7 +235,7 @@ def plot(out: Path, records: list[dict]) -> Path:
         ax.set_ylabel("median PSNR (dB)" if metric == "psnr" else "median SSIM")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("W2S test fields 065–080: from scratch vs fine-tuned from the shipped base")
+    fig.suptitle("W2S test fields 065–080: from scratch vs fine-tuned from the synthetic-only base")
     fig.tight_layout()
     path = out / "curve.png"
     fig.savefig(path, dpi=110)
@@ -252,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rows", default=",".join(REFERENCES), help=f"references: subset of {REFERENCES} or ''"
     )
-    ap.add_argument("--base", help="a base model (default: the one shipped in the package)")
+    ap.add_argument(
+        "--base",
+        default=SYNTHETIC_BASE,
+        help="a base model (default: the synthetic-only base, which never saw W2S)",
+    )
     ap.add_argument("--bm3d-factor", type=float, default=BM3D_FACTOR)
     ap.add_argument(
         "--fresh-io",
@@ -324,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if "base" in rows or "finetune" in modes:
             ctx["base"] = _base(a.base)
-            ctx["base_label"] = "base:shipped" if a.base is None else f"file:{Path(a.base).name}"
+            ctx["base_label"] = f"file:{Path(a.base).name}"
         jobs: list[tuple[str, Any]] = [
             (r, (lambda c, r=r: run_bm3d(c) if r == "bm3d" else run_base_alone(c))) for r in rows
         ]

@@ -7,6 +7,7 @@ an installation without it says so.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,20 @@ def folder_pairs(pairs_dir: str | os.PathLike) -> list[tuple[tuple[str, Any, Any
     return pairs
 
 
+def pairs_source(pairs_dir: str | os.PathLike) -> dict[str, Any]:
+    """A folder of pairs as a base's lineage records it: its name, how many pairs, and the
+    sha256 of their files (names and bytes, in pairing order) — what identifies the data on
+    any machine, where the folder's path would not."""
+    folder = Path(pairs_dir)
+    digest = hashlib.sha256()
+    pairs = pair_folders(folder / "lq", folder / "hq")
+    for stem, lq_path, hq_path in pairs:
+        digest.update(stem.encode() + b"\0")
+        for path in (lq_path, hq_path):
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return {"pairs_dir": folder.resolve().name, "pairs": len(pairs), "sha256": digest.hexdigest()}
+
+
 def pretrain_local(
     out: str | os.PathLike,
     *,
@@ -144,6 +159,6 @@ def pretrain_local(
     pairs = [pair for folder in pairs_dirs for pair in folder_pairs(folder)]
     if not pairs and synthetic == 0:
         raise ScienceInputError("nothing to pretrain on: give --synthetic N or --pairs-dir")
-    lineage = {"sources": [{"pairs_dir": str(Path(d).resolve())} for d in pairs_dirs]}
+    lineage = {"sources": [pairs_source(d) for d in pairs_dirs]}
     base = pretrain(config, recipe, pairs, lineage=lineage, name=out.name)
     base.save(out)

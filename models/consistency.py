@@ -47,6 +47,7 @@ import numpy as np
 from scipy import ndimage, optimize
 
 from . import reflect_filter
+from .check_threads import map_beside
 from .input_channels import InputChannel, input_channels
 from .noise import noise_variance_map
 
@@ -418,13 +419,15 @@ def consistency(
         lq_channels = input_channels(q)
     elif len(lq_channels) != e.shape[0]:
         raise ValueError(f"{len(lq_channels)} prepared LQ channels for {e.shape[0]} channel(s)")
-    chans, reasons = [], []
     errs, zs = np.empty(e.shape, np.float32), np.empty(e.shape, np.float32)
-    for c in range(e.shape[0]):
-        ch = _channel(
+    chans = map_beside(  # channels side by side: each writes its own planes of the maps
+        lambda c: _channel(
             e[c], lq_channels[c], blur.sigma_px[c], smoothing_px, z_threshold, errs[c], zs[c]
-        )
-        chans.append(ch)
+        ),
+        range(e.shape[0]),
+    )
+    reasons: list[str] = []
+    for c, ch in enumerate(chans):
         if ch.inconsistent_fraction > fraction_max:
             reasons.append(
                 f"channel {c}: {100 * ch.inconsistent_fraction:.2f} % of pixels "

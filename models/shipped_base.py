@@ -1,11 +1,14 @@
 """The base generator that ships inside the package (``models/bases/base.zip``), so that the
 first pairing of a brand-new network, and ``pairscope train-local --init base``, fine-tune too.
 
-It was made by ``pairscope pretrain`` on synthetic pairs only (recipe, size and figures in
-docs/benchmarks.md, "Transfer"): a base that never saw a real data set stays general, and is
-the honest starting point for a benchmark on real pairs. Everything here reads the archive's
-JSON members with :mod:`zipfile`, so the API can judge and record the base without TensorFlow;
-the worker loads the weights and checks them against :attr:`ShippedBase.weights_sha256`.
+It was made by ``pairscope pretrain``'s general recipe on synthetic pairs and the training
+fields of the shared real pairs (W2S 001–012; ``bench/shipped_base.py``, recipe and figures in
+docs/benchmarks.md, "Transfer"): the simulator spans optics and noise, the real fields teach
+what cells look like. The learning-curve benchmark starts from a synthetic-only base instead
+(``bench/bases/synthetic-only.zip``), so that its figures measure transfer to data never seen.
+Everything here reads the archive's JSON members with :mod:`zipfile`, so the API can judge and
+record the base without TensorFlow; the worker loads the weights and checks them against
+:attr:`ShippedBase.weights_sha256`.
 """
 
 from __future__ import annotations

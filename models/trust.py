@@ -24,14 +24,15 @@ the command line report.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
+from .check_threads import map_beside, submit_beside
 from .consistency import Blur, ConsistencyReport, consistency, fit_blur
-from .input_channels import input_channels
+from .input_channels import input_channel
 from .ood import OodReference, OodScore
 
 TRUST_FORMAT = "pairscope-trust/1"
@@ -192,10 +193,11 @@ def assess(
     reference: TrustReference,
     pixel_size_um: float,
     channel_names: Sequence[str] | None = None,
-    uncertainty: UncertaintyLike | None = None,
+    uncertainty: UncertaintyLike | Callable[[], UncertaintyLike | None] | None = None,
 ) -> TrustAssessment:
     """Check an enhanced image against its own input (same grid, axes ``(Z)(C)YX``) and the
-    model's reference; ``pixel_size_um`` is the input's on that grid."""
+    model's reference; ``pixel_size_um`` is the input's on that grid. ``uncertainty``: the
+    calibrated map, or a function that makes it (run beside the other checks)."""
     # the input keeps its dtype: the OOD reference was fitted on the raw (8/16-bit) fields
     out, inp = _zcyx(enhanced, axes), _zcyx(lq, axes, dtype=None)
     if out.shape != inp.shape:
@@ -204,17 +206,20 @@ def assess(
     names = list(channel_names or [])
     if len(names) != n_ch:
         names = [f"c{c}" for c in range(n_ch)]
+    # the uncertainty map and its summary need neither of the other checks: beside them
+    pending = submit_beside(_with_summary, uncertainty)
     reports, scores = [], []
     for o, i in zip(out, inp, strict=True):
-        channels = input_channels(i)  # normalisation and noise model, shared by both checks
+        # normalisation and noise model, one channel per thread, shared by both checks
+        channels = map_beside(input_channel, i)
+        ood = submit_beside(reference.ood.score, i, pixel_size_um, channels=channels)
         reports.append(consistency(o, i, reference.blur, lq_channels=channels))
-        scores.append(reference.ood.score(i, pixel_size_um, channels=channels))
+        scores.append(ood.result())
     worst = max(scores, key=lambda s: s.score)
     map_names = [f"consistency-error:{n}" for n in names] + [f"consistency-z:{n}" for n in names]
-    summary = None
+    uncertainty, summary = pending.result()
     if uncertainty is not None:
         map_names += [f"uncertainty-half-width:{n}" for n in names]
-        summary = uncertainty.summary()
     # every map written once into the (Z)CYX float32 block
     maps = np.empty((out.shape[0], len(map_names), *out.shape[2:]), np.float32)
     for z, r in enumerate(reports):
@@ -229,6 +234,13 @@ def assess(
         map_names=map_names,
         uncertainty=summary,
     )
+
+
+def _with_summary(
+    uncertainty: UncertaintyLike | Callable[[], UncertaintyLike | None] | None,
+) -> tuple[UncertaintyLike | None, dict[str, Any] | None]:
+    made = uncertainty() if callable(uncertainty) else uncertainty
+    return made, None if made is None else made.summary()
 
 
 def maps_axes(axes: str) -> str:
@@ -316,7 +328,7 @@ def check_output(
         reference,
         pixel_size_um,
         channel_names,
-        uncertainty=uncertainty_for(model, image, axes, output),
+        uncertainty=lambda: uncertainty_for(model, image, axes, output),
     )
 
 

@@ -184,7 +184,8 @@ def _shipped_choice(
     pairing: Pairing, shipped: ShippedBase, requested: dict[str, Any]
 ) -> InitChoice:
     """The base shipped in the package: the network's base until it pretrains one of its own.
-    It saw no pairing's pairs (synthetic only), so no withdrawal can taint it."""
+    It saw no pairing's pairs (synthetic pairs and public W2S fields), so no withdrawal can
+    taint it."""
     check_compatible(
         base_channels=shipped.n_channels,
         base_pixel_range=shipped.pixel_size_range_um,

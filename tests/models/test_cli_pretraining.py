@@ -18,7 +18,7 @@ from models.base_models import (
     generator_overrides,
     synthetic_fields,
 )
-from models.cli_pretraining import folder_pairs
+from models.cli_pretraining import folder_pairs, pairs_source
 from models.config import Config
 from models.model import EnhancementModel
 from models.shipped_base import shipped_base
@@ -91,6 +91,10 @@ def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no
     assert base.metadata["base"]["recipe"]["denoise_fraction"] == 0.5  # the general recipe
     low, high = base.metadata["base"]["pixel_size_range_um"]
     assert low <= 0.1 <= high
+    # the lineage names the data by content, not by a path of this machine
+    (source,) = base.metadata["base"]["sources"]
+    assert source["pairs_dir"] == "lab" and source["pairs"] == 2
+    assert source["sha256"] == pairs_source(pairs)["sha256"] and len(source["sha256"]) == 64
 
     trained = _pairscope(
         "train-local", "--lq", lq_dir, "--hq", hq_dir, "--out", "model", "--preset", "tiny",

@@ -135,3 +135,21 @@ def test_uncertainty_summary_percentiles():
     assert s["p90_half_width"] == pytest.approx(float(np.percentile(half, 90)), rel=1e-6)
     rel = res.relative_half_width
     assert s["median_relative_half_width"] == pytest.approx(float(np.median(rel)), rel=1e-6)
+
+
+def test_checks_called_from_the_check_threads_themselves_run_inline_and_agree():
+    """The channels run side by side in a shared pool; a check called from one of its threads
+    (or several at once) runs inline instead of waiting for a full pool, with the same maps."""
+    from models.check_threads import check_threads
+
+    lq = np.stack([_field(s) for s in range(3)])
+    enhanced = lq.astype(np.float32) * 1.5 + 2.0
+    blur = Blur(sigma_px=(0.2, 0.5, 1.0))
+    want = consistency(enhanced, lq, blur)
+    pool = check_threads()
+    busy = 2 * pool._max_workers  # every thread busy with a check, as many more waiting
+    jobs = [pool.submit(consistency, enhanced, lq, blur) for _ in range(busy)]
+    for job in jobs:
+        got = job.result(timeout=60)
+        assert np.array_equal(got.z_map, want.z_map)
+        assert [c.to_dict() for c in got.channels] == [c.to_dict() for c in want.channels]
