@@ -3,7 +3,8 @@
 An enhancement's checks (:mod:`models.trust`) are numpy and scipy.fft work on whole planes,
 which release the GIL, while the prediction before them keeps every core busy and they would
 otherwise use one. One pool per process, made on first use (a Celery prefork child makes its
-own: threads do not survive ``fork``).
+own: threads do not survive ``fork``). The price: the checks' temporaries of up to one channel
+per thread are held at once, not one channel's.
 """
 
 from __future__ import annotations
