@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +48,9 @@ def write_pairs(data: str, folder: Path, fields: range) -> None:
             )
 
 
-def zip_model(folder: Path, archive: Path) -> None:
-    """The saved model folder as the archive the package reads (its files at the top)."""
-    tmp = archive.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(folder.iterdir()):
-            z.write(path, path.name)
-    tmp.replace(archive)
-
-
 def main(argv: list[str] | None = None) -> int:
     from models.cli_pretraining import pretrain_local
+    from models.model import EnhancementModel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.path.normpath(DATA))
@@ -82,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             preset="cpu-small",
             seed=0,
         )
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        zip_model(model, a.out)
-        shutil.rmtree(model)
+        EnhancementModel.load(model).save(str(a.out))  # a .zip path: the archive the package reads
     print(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -8,11 +8,11 @@ budget of M minutes, a ``cpu-small`` generator trained **from scratch** against 
 ``bench/bases/synthetic-only.zip``, the package's base until 2026-12-05, pretrained on synthetic
 pairs only, so it never saw W2S — the base shipped now also saw W2S's training fields,
 :mod:`bench.shipped_base`; a single-channel base starts a ``per_channel`` generator, as in the
-service). ``--finetune-lr`` / ``--finetune-warmup``
-change the fine-tune's schedule and ``--tag`` names such a variant's row.
-Every run keeps its best weights on the validation fields 061–064, as the quality bench does.
-Beside them: BM3D (σ_psd factor chosen on the validation fields by the quality bench,
-``--bm3d-factor``) and the base alone, applied to each channel on its own, with no fine-tuning.
+service). ``--finetune-lr`` / ``--finetune-warmup`` change the fine-tune's schedule and ``--tag``
+names such a variant's row. Every run keeps its best weights on the validation fields 061–064,
+as the quality bench does. Beside them: BM3D (σ_psd factor chosen on the validation fields by
+the quality bench, ``--bm3d-factor``) and the base alone, applied to each channel on its own,
+with no fine-tuning.
 
 Each point is written to ``OUT/rows/<name>.json`` when it finishes; ``--reuse`` keeps those
 already there, so the grid can be run in pieces. ``summary.md`` (table) and ``curve.png`` (PSNR

@@ -7,7 +7,6 @@ an installation without it says so.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from .cli_science import (
     run_config,
 )
 from .config import Config
+from .files import sha256_tree
 from .shipped_base import SHIPPED_BASE, SHIPPED_INIT, shipped_base
 
 # `pairscope pretrain`'s synthetic recipe beyond fields/shape/seed: half the fields denoising
@@ -113,16 +113,11 @@ def folder_pairs(pairs_dir: str | os.PathLike) -> list[tuple[tuple[str, Any, Any
 
 def pairs_source(pairs_dir: str | os.PathLike) -> dict[str, Any]:
     """A folder of pairs as a base's lineage records it: its name, how many pairs, and the
-    sha256 of their files (names and bytes, in pairing order) — what identifies the data on
-    any machine, where the folder's path would not."""
+    folder's :func:`~models.files.sha256_tree` — what identifies the data on any machine,
+    where the folder's path would not."""
     folder = Path(pairs_dir)
-    digest = hashlib.sha256()
     pairs = pair_folders(folder / "lq", folder / "hq")
-    for stem, lq_path, hq_path in pairs:
-        digest.update(stem.encode() + b"\0")
-        for path in (lq_path, hq_path):
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return {"pairs_dir": folder.resolve().name, "pairs": len(pairs), "sha256": digest.hexdigest()}
+    return {"pairs_dir": folder.resolve().name, "pairs": len(pairs), "sha256": sha256_tree(folder)}
 
 
 def pretrain_local(

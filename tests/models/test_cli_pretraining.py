@@ -18,8 +18,9 @@ from models.base_models import (
     generator_overrides,
     synthetic_fields,
 )
-from models.cli_pretraining import folder_pairs, pairs_source
+from models.cli_pretraining import folder_pairs
 from models.config import Config
+from models.files import sha256_tree
 from models.model import EnhancementModel
 from models.shipped_base import shipped_base
 from tests.models.test_cli_science import _describe_reference, _pairscope, _quiet, _write_pairs
@@ -94,7 +95,7 @@ def test_pretrain_then_train_local_from_it(tmp_path) -> None:  # type: ignore[no
     # the lineage names the data by content, not by a path of this machine
     (source,) = base.metadata["base"]["sources"]
     assert source["pairs_dir"] == "lab" and source["pairs"] == 2
-    assert source["sha256"] == pairs_source(pairs)["sha256"] and len(source["sha256"]) == 64
+    assert source["sha256"] == sha256_tree(pairs)
 
     trained = _pairscope(
         "train-local", "--lq", lq_dir, "--hq", hq_dir, "--out", "model", "--preset", "tiny",
