@@ -27,13 +27,14 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from bench.machine import machine  # noqa: E402
 
 
 def _best(fn, repeats: int, warmup: int = 1) -> float:
@@ -219,28 +220,6 @@ def bench_training(config, policy: str, steps: int, repeats: int, adversarial: b
         "bare_s": t_bare,
         "ratio_bare": t_bare / t_ours,
         "kpix_s": px / t_ours / 1e3,
-    }
-
-
-def machine() -> dict:
-    from models.precision import cpu_flags, describe_hardware
-
-    flags = cpu_flags()
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_bf16": "amx_bf16" in flags,
-        **{k: v for k, v in describe_hardware().items() if k == "machine"},
     }
 
 

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from bench.machine import machine, short  # noqa: E402
 from bench.quality import DATA, bm3d_denoise, load, medians, parse_fields, score_all  # noqa: E402
 
 FIELD_COUNTS = ("1", "2", "4", "8", "all")
@@ -162,10 +163,16 @@ def label(rec: dict) -> str:
     return f"{what}, {meta['fields']} field(s), {meta['minutes']:g} min"
 
 
+def cpu_of(rec: dict) -> str:
+    """The CPU a row ran on ('' for rows written before rows recorded it)."""
+    info = rec.get("info", {}).get("machine")
+    return short(info) if info else ""
+
+
 def write_summary(out: Path, records: list[dict], info: dict) -> str:
     lines = [
-        "| run | fields | minutes | steps | PSNR dB | SSIM | NRMSE |",
-        "|---|---|---|---|---|---|---|",
+        "| run | fields | minutes | steps | PSNR dB | SSIM | NRMSE | CPU |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     order = sorted(
         records,
@@ -183,7 +190,7 @@ def write_summary(out: Path, records: list[dict], info: dict) -> str:
         minutes = f"{meta['minutes']:g}" if "minutes" in meta else ""
         lines.append(
             f"| {label(rec)} | {fields} | {minutes} | {steps} | {md['psnr']:.2f} | "
-            f"{md['ssim']:.3f} | {md['nrmse']:.4f} |"
+            f"{md['ssim']:.3f} | {md['nrmse']:.4f} | {cpu_of(rec)} |"
         )
     table = "\n".join(lines)
     (out / "summary.md").write_text(
@@ -203,12 +210,15 @@ def plot(out: Path, records: list[dict]) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     curves: dict[tuple[str, float], list[tuple[int, dict]]] = {}
+    several_cpus = len({cpu_of(r) for r in records if r["row"] not in REFERENCES}) > 1
     for rec in records:
         meta = rec["meta"]
         if rec["row"] in REFERENCES:
             continue
         mode = meta["mode"] + ("+fresh-io" if meta.get("fresh_io") else "")
         mode += f" [{meta['tag']}]" if meta.get("tag") else ""
+        # Steps per minute differ by CPU: a grid gathered on two machines gets a curve each.
+        mode += f" ({cpu_of(rec)})" if several_cpus and cpu_of(rec) else ""
         curves.setdefault((mode, meta["minutes"]), []).append(
             (len(meta["train_fields"]), medians(rec["scores"]))
         )
@@ -305,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "test_fields": a.test_fields,
         "val_fields": a.val_fields,
         "load_before": os.getloadavg()[0],
+        "machine": machine(),
     }
     print(json.dumps(info), flush=True)
     if not a.report_only:

@@ -34,6 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from bench.machine import machine  # noqa: E402
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -219,22 +221,6 @@ def child_onnx(a) -> dict:
 CHILDREN = {"zarr": child_zarr, "memory": child_memory, "onnx": child_onnx}
 
 
-def _cpu() -> dict:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?"
-    )
-    flags = next(
-        (ln.split(":", 1)[1].split() for ln in out.splitlines() if ln.startswith("Flags")), []
-    )
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_bf16": "amx_bf16" in flags,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=16384, help="OME-Zarr image side")
@@ -251,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(CHILDREN[a.child](a)))
         return 0
     info = {
-        "machine": _cpu(),
+        "machine": machine(),
         "load_before": os.getloadavg(),
         "command": " ".join(["python -m bench.zarr", *(argv or sys.argv[1:])]),
     }
