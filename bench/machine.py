@@ -9,19 +9,7 @@ from __future__ import annotations
 import os
 import platform
 
-from models.precision import cpu_flags
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+from models.precision import cpu_flags, cpu_model
 
 
 def machine() -> dict:

@@ -17,7 +17,6 @@ network and probe shape (``$PAIRSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pairsc
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ import tensorflow as tf
 
 from .data import ALIGN
 from .files import write_json
+from .precision import cpu_model
 
 TileCall = Callable[[np.ndarray], np.ndarray]
 
@@ -154,20 +154,8 @@ def measure(
     return timings
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def _cache_key(generator: keras.Model, probe_shape: tuple[int, ...], policy: str) -> str:
-    devices = ",".join(d.name for d in tf.config.list_physical_devices("GPU")) or _cpu_model()
+    devices = ",".join(d.name for d in tf.config.list_physical_devices("GPU")) or cpu_model()
     layers = ";".join(f"{type(layer).__name__}{layer.output.shape}" for layer in generator.layers)
     network = hashlib.sha256(layers.encode()).hexdigest()[:16]
     shape = "x".join(map(str, probe_shape))

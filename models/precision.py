@@ -37,6 +37,20 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere):
+    call paths are measured per CPU, and benchmarks name the CPU beside their figures."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
     """True when the CPU has native bfloat16 arithmetic (AMX-BF16 or AVX512-BF16)."""
     flags = cpu_flags() if flags is None else flags
