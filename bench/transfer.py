@@ -218,7 +218,8 @@ def plot(out: Path, records: list[dict]) -> Path:
         mode = meta["mode"] + ("+fresh-io" if meta.get("fresh_io") else "")
         mode += f" [{meta['tag']}]" if meta.get("tag") else ""
         # Steps per minute differ by CPU: a grid gathered on two machines gets a curve each.
-        mode += f" ({cpu_of(rec)})" if several_cpus and cpu_of(rec) else ""
+        cpu = cpu_of(rec)
+        mode += f" ({cpu})" if several_cpus and cpu else ""
         curves.setdefault((mode, meta["minutes"]), []).append(
             (len(meta["train_fields"]), medians(rec["scores"]))
         )
