@@ -182,3 +182,29 @@ def finished(job: dict) -> bool:
 
 def wait_job(net: Network, job_id: int, timeout: float = 300) -> dict:
     return wait(net, f"/training-jobs/{job_id}", finished, timeout)
+
+
+def start_pretraining(client: Any, admin: dict, seed: int = 0) -> int:
+    """An admin's small pretraining job (tiny preset, two synthetic fields); its id."""
+    response = client.post(
+        "/api/v1/base-models/jobs",
+        headers=admin,
+        json={
+            "preset": "tiny",
+            "overrides": {"steps": 4, "val_every": 2, "patch_size": 32},
+            "seed": seed,
+            "synthetic": {"fields": 2, "shape": [64, 64], "seed": 2},
+        },
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def wait_pretraining(client: Any, admin: dict, job_id: int, timeout: float = 180) -> dict:
+    """The pretraining job once it is no longer queued or running."""
+    deadline = time.monotonic() + timeout
+    path = f"/api/v1/base-models/jobs/{job_id}"
+    while (job := client.get(path, headers=admin).json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+    return job

@@ -5,7 +5,6 @@ after the withdrawal, makes a base that never read it."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -20,30 +19,6 @@ from pairscope.testing.processes import running_worker
 
 FIELDS = 4
 CONSENT = "/share-for-pretraining"
-
-
-def _start_pretraining(client: TestClient, admin: dict) -> int:
-    response = client.post(
-        "/api/v1/base-models/jobs",
-        headers=admin,
-        json={
-            "preset": "tiny",
-            "overrides": {"steps": 4, "val_every": 2, "patch_size": 32},
-            "seed": 5,
-            "synthetic": {"fields": 2, "shape": [64, 64], "seed": 2},
-        },
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def _finished(client: TestClient, admin: dict, job_id: int, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    path = f"/api/v1/base-models/jobs/{job_id}"
-    while (job := client.get(path, headers=admin).json())["state"] in ("queued", "running"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.3)
-    return job
 
 
 def test_a_withdrawn_pairing_taints_its_base_and_never_reaches_the_next(
@@ -70,7 +45,8 @@ def test_a_withdrawn_pairing_taints_its_base_and_never_reaches_the_next(
             # both sides of `shares` consent; only the lab side of `keeps` does
             for net, side in ((shares, shares.lab), (shares, shares.partner), (keeps, keeps.lab)):
                 assert client.put(net.url(CONSENT), headers=side).status_code == 200
-            first = _finished(client, admin, _start_pretraining(client, admin))
+            first_id = flow.start_pretraining(client, admin, seed=5)
+            first = flow.wait_pretraining(client, admin, first_id)
         assert first["state"] == "succeeded", first
         base_1 = client.get(f"/api/v1/base-models/{first['base']}", headers=admin).json()
         assert [s["pairing_id"] for s in base_1["sources"]] == [shares.pairing]
@@ -78,7 +54,7 @@ def test_a_withdrawn_pairing_taints_its_base_and_never_reaches_the_next(
         assert base_1["recipe"]["fields"] == 2 and not base_1["tainted_by_withdrawal"]
 
         # accepted while the pairing still consents, run only after its partner withdrew
-        second_id = _start_pretraining(client, admin)
+        second_id = flow.start_pretraining(client, admin, seed=5)
         withdrawn = client.delete(shares.url(CONSENT), headers=shares.partner)
         assert withdrawn.status_code == 200 and not withdrawn.json()["share_for_pretraining"]
         tainted = client.get(f"/api/v1/base-models/{first['base']}", headers=admin).json()
@@ -96,7 +72,7 @@ def test_a_withdrawn_pairing_taints_its_base_and_never_reaches_the_next(
         assert refused.status_code == 422 and "withdrawn" in refused.text, refused.text
 
         with running_worker(settings, "train", tmp_path / "second.log", "second"):
-            second = _finished(client, admin, second_id)
+            second = flow.wait_pretraining(client, admin, second_id)
         assert second["state"] == "succeeded", second
         base_2 = client.get(f"/api/v1/base-models/{second['base']}", headers=admin).json()
         listed = client.get("/api/v1/base-models", headers=admin).json()
