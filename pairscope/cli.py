@@ -25,7 +25,11 @@ from pairscope.cli_support import (
     run_client,
     to_stderr,
 )
-from pairscope.server_processes import database_problem, stop_process_group
+from pairscope.server_processes import (
+    database_problem,
+    stop_process_group,
+    stop_when_parent_ends,
+)
 from pairscope.worker_extra import HINT, INSTALL, needs_worker_extra, worker_extra_installed
 
 if TYPE_CHECKING:
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     from pairscope.demo import BackgroundDemo
 
 ALL_QUEUES = "train,infer,default"
+WORKER = [sys.executable, "-m", "pairscope", "worker"]
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -62,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if wants_worker and worker_extra_installed():
         # Its own process group, so stopping it stops its pool and embedded beat too.
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pairscope", "worker", "--queues", ALL_QUEUES, "--beat"],
+            [*WORKER, "--queues", ALL_QUEUES, "--beat", "--parent-pid", str(os.getpid())],
             env=os.environ.copy(),
             start_new_session=True,
         )
@@ -127,6 +132,8 @@ def _serve_demo(
 
 @needs_worker_extra
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.parent_pid is not None:
+        stop_when_parent_ends(args.parent_pid)
     from worker.app import app
     from worker.devices import count_gpus
 
@@ -630,6 +637,11 @@ pairscope worker --queues default,infer --beat    # also the periodic checks, on
         help="Celery's log level: debug, info, warning, error or critical",
     )
     worker.add_argument("--name", default="pairscope", help="worker name, before @hostname")
+    worker.add_argument(
+        "--parent-pid",
+        type=int,
+        help="stop when the parent process is no longer PID (`serve` passes its own)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     db = command(

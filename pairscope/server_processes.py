@@ -1,12 +1,14 @@
 """What `pairscope serve` and `pairscope worker` check and do around their processes: refuse to
-start against a database they cannot reach (one line, password masked), and stop a child's
-whole process tree."""
+start against a database they cannot reach (one line, password masked), stop a child's whole
+process tree, and stop a served worker whose `serve` is gone."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -58,3 +60,17 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
+
+
+def stop_when_parent_ends(parent_pid: int, interval_s: float = 1.0) -> None:
+    """Cold-shut this process down (SIGQUIT, as `stop_process_group` would) once its parent is
+    no longer `parent_pid`. `serve` starts its worker in a session of its own, out of reach of
+    a terminal's hang-up or a group kill; a `serve` killed with SIGKILL or SIGHUP cannot stop
+    it, so the worker watches for that itself rather than outlive the service forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os.kill(os.getpid(), signal.SIGQUIT)
+
+    threading.Thread(target=watch, name="stop-when-parent-ends", daemon=True).start()

@@ -6,6 +6,8 @@ process behind."""
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -114,25 +116,11 @@ def test_a_lost_pretraining_message_is_sent_again_and_the_job_runs_once(
     _, admin_key = make_key(settings, "Operations", Role.admin)
     admin = {"Authorization": f"Bearer {admin_key}"}
     with TestClient(create_app(settings)) as client:
-        response = client.post(
-            "/api/v1/base-models/jobs",
-            headers=admin,
-            json={
-                "preset": "tiny",
-                "overrides": {"steps": 4, "val_every": 2, "patch_size": 32},
-                "synthetic": {"fields": 2, "shape": [64, 64], "seed": 2},
-            },
-        )
-        assert response.status_code == 202, response.text
-        job_id = response.json()["id"]
+        job_id = flow.start_pretraining(client, admin)
         redis.Redis.from_url(redis_db_url).flushdb()
         time.sleep(1.5)
-        path = f"/api/v1/base-models/jobs/{job_id}"
         with running_worker(settings, "train", tmp_path / "worker.log"):
-            deadline = time.monotonic() + 120
-            while (job := client.get(path, headers=admin).json())["state"] in ("queued", "running"):
-                assert time.monotonic() < deadline, job
-                time.sleep(0.3)
+            job = flow.wait_pretraining(client, admin, job_id, timeout=120)
         bases = client.get("/api/v1/base-models", headers=admin).json()
     assert job["state"] == "succeeded", job
     assert job["base"] == 1 and bases["total"] == 1
@@ -297,3 +285,44 @@ def test_stopping_the_served_worker_leaves_none_of_its_processes(tmp_path: Path)
             return
         time.sleep(0.1)
     raise AssertionError("a process of the worker's group outlived it")
+
+
+def _living_processes_of_group(pgid: int) -> list[int]:
+    """Pids in process group `pgid` that are not zombies (an orphan's reaping is up to init)."""
+    living = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != "Z":
+            living.append(int(stat.parent.name))
+    return living
+
+
+def test_a_served_worker_stops_when_serve_is_killed_outright(tmp_path: Path) -> None:
+    """A `serve` killed with SIGKILL (or by a closed terminal's SIGHUP) cannot stop its worker,
+    which runs in a session of its own: the worker sees its parent gone and shuts down, pool
+    and embedded beat too, instead of running on with nothing in front of it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAIRSCOPE_")}
+    env["PAIRSCOPE_DATA_DIR"] = str(tmp_path / "var")
+    log = tmp_path / "serve.log"
+    command = [*PAIRSCOPE, "serve", "--port", str(port)]
+    with http_server(command, port, "/healthz", env=env, log_path=log, cwd=tmp_path) as (_, serve):
+        started = re.search(r"worker\s+: started, pid (\d+)", log.read_text())
+        assert started, log.read_text()
+        worker = int(started.group(1))
+        deadline = time.monotonic() + 120
+        while not re.search(r"@\S+ ready\.", log.read_text(errors="replace")):
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.5)
+        assert len(_living_processes_of_group(worker)) >= 2  # the worker and its pool
+        serve.kill()
+        serve.wait()
+        deadline = time.monotonic() + 30
+        while living := _living_processes_of_group(worker):
+            if time.monotonic() > deadline:
+                os.killpg(worker, signal.SIGKILL)
+                raise AssertionError(f"the worker's processes {living} outlived serve")
+            time.sleep(0.2)
