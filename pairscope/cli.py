@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,10 +133,15 @@ def _serve_demo(
 
 @needs_worker_extra
 def cmd_worker(args: argparse.Namespace) -> int:
-    if args.parent_pid is not None:
-        stop_when_parent_ends(args.parent_pid)
+    from celery.signals import worker_ready
+
     from worker.app import app
     from worker.devices import count_gpus
+
+    if args.parent_pid is not None:
+        ready = threading.Event()
+        worker_ready.connect(lambda **_: ready.set(), weak=False)
+        stop_when_parent_ends(args.parent_pid, ready)
 
     settings = _settings()
     if problem := database_problem(settings):

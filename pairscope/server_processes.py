@@ -62,15 +62,23 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def stop_when_parent_ends(parent_pid: int, interval_s: float = 1.0) -> None:
-    """Cold-shut this process down (SIGQUIT, as `stop_process_group` would) once its parent is
-    no longer `parent_pid`. `serve` starts its worker in a session of its own, out of reach of
-    a terminal's hang-up or a group kill; a `serve` killed with SIGKILL or SIGHUP cannot stop
-    it, so the worker watches for that itself rather than outlive the service forever."""
+def stop_when_parent_ends(
+    parent_pid: int, ready: threading.Event, interval_s: float = 1.0, grace_s: float = 20.0
+) -> None:
+    """Stop this process as `stop_process_group` would (SIGQUIT, then SIGKILL to its group after
+    `grace_s`) once its parent is no longer `parent_pid`. `serve` starts its worker in a session
+    of its own, out of reach of a terminal's hang-up or a group kill; a `serve` killed with
+    SIGKILL or SIGHUP cannot stop it, so the worker watches for that itself. The SIGQUIT waits
+    for `ready` (Celery loses one that comes while it is still starting)."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(interval_s)
+        ready.wait(grace_s)
         os.kill(os.getpid(), signal.SIGQUIT)
+        time.sleep(grace_s)
+        if os.getpgrp() == os.getpid():  # its own group: its pool and embedded beat
+            _signal_group(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="stop-when-parent-ends", daemon=True).start()
