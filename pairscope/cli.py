@@ -27,6 +27,7 @@ from pairscope.cli_support import (
     to_stderr,
 )
 from pairscope.server_processes import (
+    STOP_GRACE_S,
     database_problem,
     stop_process_group,
     stop_when_parent_ends,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from pairscope.demo import BackgroundDemo
 
 ALL_QUEUES = "train,infer,default"
-WORKER = [sys.executable, "-m", "pairscope", "worker"]
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -68,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if wants_worker and worker_extra_installed():
         # Its own process group, so stopping it stops its pool and embedded beat too.
         worker = subprocess.Popen(
-            [*WORKER, "--queues", ALL_QUEUES, "--beat", "--parent-pid", str(os.getpid())],
+            [sys.executable, "-m", "pairscope", "worker", "--queues", ALL_QUEUES, "--beat"]
+            + ["--parent-pid", str(os.getpid())],
             env=os.environ.copy(),
             start_new_session=True,
         )
@@ -101,7 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if demo is not None:
             demo.stop()
         if worker is not None:
-            stop_process_group(worker, grace_s=20)
+            stop_process_group(worker, grace_s=STOP_GRACE_S)
     return 0
 
 

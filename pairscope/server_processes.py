@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from api.settings import Settings
 
+#: How long a worker has to finish a cold shutdown before its group is killed.
+STOP_GRACE_S = 20.0
+
 
 def database_problem(settings: Settings) -> str | None:
     """None if the database answers; otherwise one line naming it (password masked) and why."""
@@ -63,7 +66,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def stop_when_parent_ends(
-    parent_pid: int, ready: threading.Event, interval_s: float = 1.0, grace_s: float = 20.0
+    parent_pid: int, ready: threading.Event, interval_s: float = 1.0, grace_s: float = STOP_GRACE_S
 ) -> None:
     """Stop this process as `stop_process_group` would (SIGQUIT, then SIGKILL to its group after
     `grace_s`) once its parent is no longer `parent_pid`. `serve` starts its worker in a session
